@@ -1,0 +1,122 @@
+"""Sample-quality metrics on the features of the fixed classifier (see classifier.py).
+
+* FID: Fréchet distance between Gaussians fitted to real and generated features,
+  |μ_r − μ_g|² + tr(Σ_r + Σ_g − 2 (Σ_r Σ_g)^½).
+* Inception Score: exp E_x KL(p(y|x) ‖ p(y)), with the classifier's p(y|x).
+* Mode coverage: the histogram of predicted classes and its KL divergence to uniform.
+* Precision / recall (Kynkäänniemi et al. 2019): a generated sample is "precise" if it
+  falls inside the k-NN ball (k = 3) of some real sample; a real sample is "recalled"
+  if it falls inside the k-NN ball of some generated sample.
+* For a conditional model, the fraction of samples classified as the requested digit.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from .classifier import load_classifier, to_unit_range
+
+
+@torch.no_grad()
+def classify(classifier, images: torch.Tensor, batch_size: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
+    """(features [N, 128], class probabilities [N, 10]) on the classifier's device."""
+    device = next(classifier.parameters()).device
+    features, probs = [], []
+    for start in range(0, len(images), batch_size):
+        x = to_unit_range(images[start:start + batch_size]).to(device)
+        f = classifier.features(x)
+        features.append(f)
+        probs.append(torch.softmax(classifier.head(f), dim=1))
+    return torch.cat(features), torch.cat(probs)
+
+
+def gaussian(features: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    x = features.double().cpu().numpy()
+    return x.mean(0), np.cov(x, rowvar=False)
+
+
+def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
+    """FID between two Gaussians; tr((Σ1 Σ2)^½) via the symmetric form Σ1^½ Σ2 Σ1^½."""
+    w1, v1 = np.linalg.eigh(sigma1)
+    sqrt1 = (v1 * np.sqrt(np.clip(w1, 0, None))) @ v1.T
+    middle = sqrt1 @ sigma2 @ sqrt1
+    trace_sqrt = np.sqrt(np.clip(np.linalg.eigvalsh((middle + middle.T) / 2), 0, None)).sum()
+    diff = mu1 - mu2
+    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * trace_sqrt)
+
+
+def inception_score(probs: torch.Tensor) -> float:
+    p = probs.double().clamp_min(1e-12)
+    marginal = p.mean(0, keepdim=True)
+    return float(torch.exp((p * (p.log() - marginal.log())).sum(1).mean()))
+
+
+def class_histogram(probs: torch.Tensor, num_classes: int = 10) -> list[float]:
+    counts = torch.bincount(probs.argmax(1).cpu(), minlength=num_classes).double()
+    return (counts / counts.sum()).tolist()
+
+
+def kl_to_uniform(histogram: list[float]) -> float:
+    k = len(histogram)
+    return float(sum(h * math.log(h * k) for h in histogram if h > 0))
+
+
+def _kth_neighbour_radius(x: torch.Tensor, k: int, chunk: int = 2048) -> torch.Tensor:
+    radii = []
+    for start in range(0, len(x), chunk):
+        d = torch.cdist(x[start:start + chunk], x)
+        radii.append(d.topk(k + 1, dim=1, largest=False).values[:, -1])   # k+1: skip the point itself
+    return torch.cat(radii)
+
+
+def _coverage(queries: torch.Tensor, support: torch.Tensor, radii: torch.Tensor, chunk: int = 2048) -> float:
+    """Fraction of `queries` inside at least one ball (support point, radius)."""
+    inside = 0
+    for start in range(0, len(queries), chunk):
+        d = torch.cdist(queries[start:start + chunk], support)
+        inside += (d <= radii[None, :]).any(1).sum().item()
+    return inside / len(queries)
+
+
+def precision_recall(real: torch.Tensor, fake: torch.Tensor, k: int = 3) -> tuple[float, float]:
+    real, fake = real.float(), fake.float()
+    real_radii, fake_radii = _kth_neighbour_radius(real, k), _kth_neighbour_radius(fake, k)
+    return _coverage(fake, real, real_radii), _coverage(real, fake, fake_radii)
+
+
+class QualityMeter:
+    """Scores image sets against a data set's test split; the reference statistics are computed once."""
+
+    def __init__(self, dataset: str = "mnist", data_dir=None, device="cpu"):
+        from . import mnist
+
+        self.classifier, self.meta = load_classifier(dataset, device)
+        self.dataset = dataset
+        self.data_dir = data_dir
+        test = mnist.load(dataset, "test", data_dir)
+        self.test_features, _ = classify(self.classifier, test.images)
+        self.test_gaussian = gaussian(self.test_features)
+
+    def score(self, images: torch.Tensor, labels: torch.Tensor | None = None, k: int = 3) -> dict:
+        """All metrics for images (uint8 [N, 28, 28] or float in [-1, 1]); labels: requested digits."""
+        features, probs = classify(self.classifier, images)
+        histogram = class_histogram(probs)
+        precision, recall = precision_recall(self.test_features, features, k)
+        result = {"fid": frechet_distance(*self.test_gaussian, *gaussian(features)),
+                  "inception_score": inception_score(probs), "precision": precision, "recall": recall,
+                  "class_kl_to_uniform": kl_to_uniform(histogram), "class_histogram": histogram}
+        if labels is not None:
+            result["conditional_accuracy"] = (probs.argmax(1).cpu() == labels.cpu()).double().mean().item()
+        return result
+
+    def reference(self, n: int = 10000, seed: int = 0, with_labels: bool = False) -> dict:
+        """The floor: the same metrics for `n` real training images (they never equal the test set)."""
+        from . import mnist
+        from ..seeding import generator
+
+        train = mnist.load(self.dataset, "train", self.data_dir)
+        index = torch.randperm(len(train), generator=generator(seed, 0x8EF))[:n]
+        return self.score(train.images[index], train.labels[index] if with_labels else None)

@@ -1,0 +1,146 @@
+"""Using a trained generator: sample grids, latent interpolation, export, quality evaluation."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..checkpoint import atomic_save, load_checkpoint, read_checkpoint, FORMAT, FORMAT_VERSION
+from ..devices import resolve_device
+from ..errors import UsageError
+from ..plots import image_grid, to_uint8
+from ..seeding import generator
+from .train import KIND, generate
+
+OUTPUT_SUFFIXES = (".png", ".npy")
+
+
+def check_output(path, suffixes=OUTPUT_SUFFIXES) -> Path:
+    """Validate an output file path before any work is done."""
+    path = Path(path)
+    if path.suffix.lower() not in suffixes:
+        raise UsageError(f"--out {path}: the file must end in {' or '.join(suffixes)}")
+    if path.is_dir():
+        raise UsageError(f"--out {path} is a directory; give a file name")
+    if not path.parent.is_dir():
+        raise UsageError(f"--out {path}: folder {path.parent} does not exist")
+    return path
+
+
+def check_digit(G, digit: int | None) -> None:
+    if digit is None:
+        return
+    if not G.conditional:
+        raise UsageError("--digit needs a conditional generator (trained with --conditional); this one is not")
+    if not 0 <= digit < G.num_classes:
+        raise UsageError(f"--digit must be in 0..{G.num_classes - 1} (got {digit})")
+
+
+def write_images(images: np.ndarray, path: Path, ncol: int) -> None:
+    """uint8 [N, 28, 28] to a grid PNG or a .npy array."""
+    tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
+    if path.suffix.lower() == ".npy":
+        np.save(tmp, images)
+    else:
+        image_grid(images, ncol).save(tmp)
+    tmp.replace(path)
+
+
+def sample(checkpoint, n: int | None = None, digit: int | None = None, seed: int = 0,
+           device: str = "auto") -> tuple[np.ndarray, int]:
+    """(uint8 images [n, 28, 28], grid columns). Conditional without a digit: one row per digit."""
+    G = load_checkpoint(checkpoint, resolve_device(device), kind=KIND).model
+    check_digit(G, digit)
+    per_row_digits = G.conditional and digit is None
+    n = n if n is not None else (100 if per_row_digits else 25)
+    if n < 1:
+        raise UsageError(f"--n must be a positive integer (got {n})")
+    if per_row_digits and n % 10:
+        raise UsageError(f"--n {n}: a conditional generator without --digit draws one row per digit, "
+                         "so --n must be a multiple of 10")
+    z = torch.randn(n, G.latent_dim, generator=generator(seed, 0x5A3))
+    labels = None
+    if G.conditional:
+        labels = torch.full((n,), digit) if digit is not None else torch.arange(n) * 10 // n
+    ncol = n // 10 if per_row_digits else math.ceil(math.sqrt(n))
+    return to_uint8(generate(G, z, labels)), ncol
+
+
+def slerp(z1: torch.Tensor, z2: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Spherical interpolation: keeps intermediate latents at the norm typical of a Gaussian."""
+    cos = torch.dot(z1 / z1.norm(), z2 / z2.norm()).clamp(-1, 1)
+    omega = torch.arccos(cos)
+    if omega.abs() < 1e-6:
+        return lerp(z1, z2, t)
+    t = t[:, None]
+    return (torch.sin((1 - t) * omega) * z1 + torch.sin(t * omega) * z2) / torch.sin(omega)
+
+
+def lerp(z1: torch.Tensor, z2: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    t = t[:, None]
+    return (1 - t) * z1 + t * z2
+
+
+def interpolate(checkpoint, steps: int = 9, mode: str = "lerp", digit: int | None = None, seed: int = 0,
+                device: str = "auto") -> tuple[np.ndarray, int, dict]:
+    """Images along the path from z1 to z2 (the second vector's share going 0 -> 1).
+
+    Returns (uint8 [rows * steps, 28, 28], steps, {"z1", "z2"}); a conditional generator
+    without --digit gives one row per digit.
+    """
+    if steps < 2:
+        raise UsageError(f"--steps must be at least 2 (got {steps})")
+    if mode not in ("lerp", "slerp"):
+        raise UsageError(f"--mode must be lerp or slerp (got {mode!r})")
+    G = load_checkpoint(checkpoint, resolve_device(device), kind=KIND).model
+    check_digit(G, digit)
+    z1, z2 = torch.randn(2, G.latent_dim, generator=generator(seed, 0x17E2))
+    t = torch.linspace(0, 1, steps)
+    path = (slerp if mode == "slerp" else lerp)(z1, z2, t)
+    labels = None
+    if G.conditional:
+        digits = [digit] if digit is not None else list(range(G.num_classes))
+        labels = torch.tensor(digits).repeat_interleave(steps)
+        path = path.repeat(len(digits), 1)
+    return to_uint8(generate(G, path, labels)), steps, {"z1": z1, "z2": z2}
+
+
+def export_generator(checkpoint, out) -> Path:
+    """Write a generator-only checkpoint with fp16 weights (what `pretrained:` names ship)."""
+    data = read_checkpoint(checkpoint, KIND)
+    out = Path(out)
+    if out.suffix != ".pt":
+        raise UsageError(f"--out {out}: the file must end in .pt")
+    state = {k: v.half() if v.is_floating_point() else v for k, v in data["model"].items()}
+    progress = data.get("progress", {})
+    atomic_save({"format": FORMAT, "format_version": FORMAT_VERSION, "kind": KIND, "config": data["config"],
+                 "model": state, "progress": progress}, out)
+    return out
+
+
+def evaluate_checkpoint(checkpoint, n: int = 10000, seed: int = 0, device: str = "auto", data_dir=None,
+                        reference: bool = True) -> dict:
+    """Quality metrics of a generator's samples against the test set, with the real-data floor."""
+    from .metrics import QualityMeter
+    from .train import evaluate_generator
+
+    if n < 10:
+        raise UsageError(f"--n must be at least 10 (got {n})")
+    loaded = load_checkpoint(checkpoint, resolve_device(device), kind=KIND)
+    dataset = loaded.config.get("dataset", "mnist")
+    meter = QualityMeter(dataset, data_dir, resolve_device(device))
+    G = loaded.model
+    z = torch.randn(n, G.latent_dim, generator=generator(seed, 0xE7A1))
+    labels = torch.arange(n) % 10 if G.conditional else None
+    result = {"checkpoint": str(checkpoint), "dataset": dataset, "n": n, "seed": seed,
+              "conditional": G.conditional, "epoch": loaded.data.get("progress", {}).get("epoch"),
+              **meter.score(generate(G, z, labels), labels)}
+    if reference:
+        result["reference_real_data"] = {"what": f"{min(n, 60000)} real training images vs the test set",
+                                         **meter.reference(min(n, 60000), seed, G.conditional)}
+    result["classifier"] = {"dataset": dataset, "test_accuracy": meter.meta["test_accuracy"],
+                            "retrain": meter.meta["command"]}
+    return result

@@ -1,0 +1,157 @@
+"""A long short-term memory network written from scratch, with the course template's names.
+
+Equations (h_0 = c_0 = 0), for t = 1..T:
+
+    g_t = tanh(W_gx x_t + W_gh h_{t-1} + b_g)     candidate cell
+    i_t = σ(W_ix x_t + W_ih h_{t-1} + b_i)         input gate
+    f_t = σ(W_fx x_t + W_fh h_{t-1} + b_f)         forget gate
+    o_t = σ(W_ox x_t + W_oh h_{t-1} + b_o)         output gate
+    c_t = g_t ⊙ i_t + c_{t-1} ⊙ f_t
+    h_t = tanh(c_t) ⊙ o_t
+    p   = W_ph h_T + b_p                           logits (softmax lives in `predict_proba`)
+
+Note the template's naming: `W_ih` is the *input gate's* recurrent weight, not torch's
+`weight_ih`. Weights are stored [out, in] like `torch.nn.Linear`, so `W_gx x` is
+`x @ W_gx.T` on a batch.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .fused import LSTMFunction, lstm_inference
+
+GATES = ("i", "f", "o", "g")   # fused order: one sigmoid covers i, f, o
+
+
+def as_sequence(x: torch.Tensor, input_dim: int) -> torch.Tensor:
+    """Accept [B, T, input_dim], or [B, T] when input_dim == 1; return [B, T, input_dim]."""
+    if x.dim() == 2 and input_dim == 1:
+        x = x.unsqueeze(-1)
+    if x.dim() != 3 or x.shape[-1] != input_dim:
+        raise ValueError(f"expected input [batch, time, {input_dim}]"
+                         f"{' or [batch, time]' if input_dim == 1 else ''}, got {list(x.shape)}")
+    if x.shape[1] < 1:
+        raise ValueError("input sequences need at least one time step")
+    return x
+
+
+class LSTM(nn.Module):
+    """LSTM classifier: reads [B, T, input_dim] and returns logits [B, num_classes] from h_T.
+
+    `fused=True` (default) runs all gates as one [B, 4H] block with a hand-written
+    backward through time; `fused=False` runs the readable per-gate equations with
+    autograd. Both use the same parameters and agree to float precision.
+
+    Init: every weight and bias uniform in [-1/√H, 1/√H], as `torch.nn.LSTM` does;
+    `forget_bias` (e.g. 1.0) then sets b_f to a constant so the cell starts by remembering.
+    """
+
+    def __init__(self, input_dim: int = 1, num_hidden: int = 128, num_classes: int = 10,
+                 forget_bias: float | None = None, fused: bool = True):
+        super().__init__()
+        self.input_dim, self.num_hidden, self.num_classes = input_dim, num_hidden, num_classes
+        self.forget_bias = forget_bias
+        self.fused = fused
+        H, D = num_hidden, input_dim
+        for gate in ("g", "i", "f", "o"):
+            setattr(self, f"W_{gate}x", nn.Parameter(torch.empty(H, D)))
+            setattr(self, f"W_{gate}h" if gate != "i" else "W_ih", nn.Parameter(torch.empty(H, H)))
+            setattr(self, f"b_{gate}", nn.Parameter(torch.empty(H)))
+        self.W_ph = nn.Parameter(torch.empty(num_classes, H))
+        self.b_p = nn.Parameter(torch.empty(num_classes))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        bound = 1.0 / math.sqrt(self.num_hidden)
+        for p in self.parameters():
+            nn.init.uniform_(p, -bound, bound)
+        if self.forget_bias is not None:
+            nn.init.constant_(self.b_f, self.forget_bias)
+
+    def recurrent_weight(self, gate: str) -> nn.Parameter:
+        return getattr(self, "W_ih" if gate == "i" else f"W_{gate}h")
+
+    def fused_weights(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(W_x [4H, D], W_h [4H, H], b [4H]) in gate order i, f, o, g; differentiable views."""
+        W_x = torch.cat([getattr(self, f"W_{k}x") for k in GATES])
+        W_h = torch.cat([self.recurrent_weight(k) for k in GATES])
+        b = torch.cat([getattr(self, f"b_{k}") for k in GATES])
+        return W_x, W_h, b
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = as_sequence(x, self.input_dim)
+        h = self.forward_fused(x) if self.fused else self.forward_per_gate(x)
+        return F.linear(h, self.W_ph, self.b_p)          # p = W_ph h_T + b_p
+
+    def forward_per_gate(self, x: torch.Tensor) -> torch.Tensor:
+        """h_T by the equations, one gate at a time (autograd does the backward)."""
+        x = as_sequence(x, self.input_dim)
+        h = x.new_zeros(x.shape[0], self.num_hidden)
+        c = torch.zeros_like(h)
+        for t in range(x.shape[1]):
+            x_t = x[:, t]
+            g = torch.tanh(x_t @ self.W_gx.T + h @ self.W_gh.T + self.b_g)
+            i = torch.sigmoid(x_t @ self.W_ix.T + h @ self.W_ih.T + self.b_i)
+            f = torch.sigmoid(x_t @ self.W_fx.T + h @ self.W_fh.T + self.b_f)
+            o = torch.sigmoid(x_t @ self.W_ox.T + h @ self.W_oh.T + self.b_o)
+            c = g * i + c * f
+            h = torch.tanh(c) * o
+        return h
+
+    def forward_fused(self, x: torch.Tensor) -> torch.Tensor:
+        """h_T with fused gates; hand-written BPTT when gradients are needed."""
+        x = as_sequence(x, self.input_dim)
+        W_x, W_h, b = self.fused_weights()
+        if torch.is_grad_enabled() and (x.requires_grad or W_x.requires_grad):
+            return LSTMFunction.apply(x, W_x, W_h, b)
+        return lstm_inference(x, W_x, W_h, b)
+
+    @torch.no_grad()
+    def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
+        """Class probabilities softmax(p). Never feed these to cross-entropy: use the logits."""
+        return torch.softmax(self(x), dim=-1)
+
+    @classmethod
+    def from_torch(cls, lstm: nn.LSTM, head: nn.Linear, fused: bool = True) -> "LSTM":
+        """Copy a single-layer, batch-first `torch.nn.LSTM` and its `nn.Linear` head."""
+        if lstm.num_layers != 1 or lstm.bidirectional or lstm.proj_size:
+            raise ValueError("only single-layer, unidirectional nn.LSTM without projection converts")
+        model = cls(lstm.input_size, lstm.hidden_size, head.out_features, fused=fused)
+        H = lstm.hidden_size
+        torch_order = ("i", "f", "g", "o")
+        bias = torch.zeros(4 * H)
+        if lstm.bias:
+            bias = lstm.bias_ih_l0.detach() + lstm.bias_hh_l0.detach()
+        with torch.no_grad():
+            for k, gate in enumerate(torch_order):
+                rows = slice(k * H, (k + 1) * H)
+                getattr(model, f"W_{gate}x").copy_(lstm.weight_ih_l0[rows])
+                model.recurrent_weight(gate).copy_(lstm.weight_hh_l0[rows])
+                getattr(model, f"b_{gate}").copy_(bias[rows])
+            model.W_ph.copy_(head.weight)
+            model.b_p.copy_(head.bias if head.bias is not None else torch.zeros(head.out_features))
+        return model.to(lstm.weight_ih_l0.device, lstm.weight_ih_l0.dtype)
+
+    def to_torch(self) -> tuple[nn.LSTM, nn.Linear]:
+        """The same network as (`nn.LSTM(batch_first=True)`, `nn.Linear`); biases go in bias_ih."""
+        lstm = nn.LSTM(self.input_dim, self.num_hidden, batch_first=True)
+        head = nn.Linear(self.num_hidden, self.num_classes)
+        torch_order = ("i", "f", "g", "o")
+        with torch.no_grad():
+            lstm.weight_ih_l0.copy_(torch.cat([getattr(self, f"W_{k}x") for k in torch_order]))
+            lstm.weight_hh_l0.copy_(torch.cat([self.recurrent_weight(k) for k in torch_order]))
+            lstm.bias_ih_l0.copy_(torch.cat([getattr(self, f"b_{k}") for k in torch_order]))
+            lstm.bias_hh_l0.zero_()
+            head.weight.copy_(self.W_ph)
+            head.bias.copy_(self.b_p)
+        device, dtype = self.W_ph.device, self.W_ph.dtype
+        return lstm.to(device, dtype), head.to(device, dtype)
+
+    def extra_repr(self) -> str:
+        return (f"input_dim={self.input_dim}, num_hidden={self.num_hidden}, "
+                f"num_classes={self.num_classes}, fused={self.fused}")

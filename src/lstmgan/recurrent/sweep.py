@@ -1,0 +1,191 @@
+"""Sweeps: many palindrome runs (models x lengths x seeds x any other flag), one table and figures.
+
+Each run lives in `OUT/runs/<name>/` as an ordinary run directory, so a sweep that is
+stopped resumes with `--resume`: finished runs are kept, unfinished ones continue.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import os
+import statistics
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, fields
+from multiprocessing import get_context
+from pathlib import Path
+
+from ..errors import UsageError
+from ..plots import pyplot, line_plot
+from ..runs import Run, atomic_write_text
+from .train import PalindromeConfig, train
+
+SHORT = {"model": "", "input_length": "T", "seed": "s", "learning_rate": "lr", "num_hidden": "h",
+         "input_dim": "d", "batch_size": "b", "forget_bias": "fb", "max_norm": "mn", "data_size": "n",
+         "portion_train": "pt", "num_classes": "c", "max_epoch": "e", "patience": "p"}
+TABLE_KEYS = ["model", "input_length", "input_dim", "num_classes", "num_hidden", "batch_size", "learning_rate",
+              "max_epoch", "max_norm", "data_size", "portion_train"]
+
+
+def expand_grid(grid: dict[str, list]) -> list[dict]:
+    """Every combination of the listed values, in the order the keys are given."""
+    keys = list(grid)
+    return [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
+
+
+def run_name(point: dict) -> str:
+    parts = [f"{SHORT.get(k, k)}{v}" for k, v in point.items()]
+    return "-".join(parts).replace("/", "_")
+
+
+def _train_one(config: dict, out: str, resume: bool, threads: int | None) -> dict:
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    return train(config, out, resume=resume, progress=False)
+
+
+def sweep(grid: dict[str, list], fixed: dict, out, resume: bool = False, jobs: int = 1,
+          threads: int | None = None, progress: bool = True) -> list[dict]:
+    """Train every point of `grid` (with the `fixed` flags) under `out`; write the tables and figures."""
+    out = Path(out)
+    points = expand_grid(grid)
+    configs = [PalindromeConfig.from_dict({**fixed, **point}).validate() for point in points]
+    if jobs < 1:
+        raise UsageError(f"--jobs must be a positive integer (got {jobs})")
+    spec = {"grid": grid, "fixed": fixed}
+    if resume:
+        if not (out / "sweep.json").is_file():
+            raise UsageError(f"--resume: {out} holds no sweep to resume (expected {out / 'sweep.json'})")
+        saved = json.loads((out / "sweep.json").read_text())
+        if saved != json.loads(json.dumps(spec)):
+            raise UsageError(f"--resume: the sweep in {out} was started with other flags; "
+                             "repeat them exactly, or start a new sweep in another --out")
+    elif out.exists() and any(out.iterdir()):
+        raise UsageError(f"--out {out} already exists and is not empty; pass --resume to continue that sweep, "
+                         "or choose a new directory")
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "sweep.json", json.dumps(spec, indent=2) + "\n")
+
+    tasks = []
+    for point, config in zip(points, configs):
+        run_dir = out / "runs" / run_name(point)
+        summary = run_dir / "summary.json"
+        if summary.is_file():
+            continue
+        tasks.append((asdict(config), str(run_dir), Run(run_dir).last_checkpoint.is_file()))
+    if jobs == 1:
+        for k, (config, run_dir, resume_run) in enumerate(tasks):
+            if progress:
+                print(f"[{k + 1}/{len(tasks)}] {Path(run_dir).name}", flush=True)
+            _train_one(config, run_dir, resume_run, threads)
+    else:
+        per_job = threads or max(1, (os.cpu_count() or 1) // jobs)
+        with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
+            futures = [pool.submit(_train_one, c, d, r, per_job) for c, d, r in tasks]
+            for k, future in enumerate(futures):
+                summary = future.result()
+                if progress:
+                    print(f"[{k + 1}/{len(tasks)}] done {Path(summary['run']).name}: "
+                          f"test accuracy {summary['final_test_accuracy']:.4f}", flush=True)
+
+    results = []
+    for point, config in zip(points, configs):
+        summary = json.loads((out / "runs" / run_name(point) / "summary.json").read_text())
+        results.append({**asdict(config), **summary})
+    write_results(out, results, [k for k in grid if len(grid[k]) > 1 and k != "seed"])
+    return results
+
+
+def _spread(values: list) -> str:
+    values = [v for v in values if v is not None]
+    if not values:
+        return "—"
+    fmt = (lambda v: f"{100 * v:.2f}") if all(isinstance(v, float) and v <= 1 for v in values) else \
+        (lambda v: f"{v:g}")
+    mean = statistics.fmean(values)
+    if len(values) == 1:
+        return fmt(mean)
+    return f"{fmt(mean)} ({fmt(min(values))}–{fmt(max(values))})"
+
+
+def group_results(results: list[dict]) -> list[tuple[dict, list[dict]]]:
+    """Runs grouped by configuration, seeds pooled."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in results:
+        key = tuple((k, r[k]) for k in TABLE_KEYS + ["forget_bias", "patience"])
+        groups.setdefault(key, []).append(r)
+    return [(dict(key), rows) for key, rows in groups.items()]
+
+
+def write_results(out: Path, results: list[dict], varying: list[str]) -> None:
+    config_keys = [f.name for f in fields(PalindromeConfig)]
+    columns = config_keys + ["epochs", "final_test_accuracy", "best_test_accuracy", "best_epoch",
+                             "first_full_epoch", "final_train_accuracy", "stopped_early", "run"]
+    with open(out / "results.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(results)
+
+    header = ["Model", "T", "Input Dim", "Classes", "Hidden", "Batch", "LR", "Max Epoch", "Max Norm",
+              "Data Size", "Portion Train", "Seeds", "Final test acc % (min–max)", "Best test acc % (min–max)",
+              "Epoch of first 100% (min–max)", "Seeds at 100%"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for key, rows in group_results(results):
+        cells = [key["model"].upper() if key["model"] == "rnn" else "LSTM"] + [f"{key[k]:g}" if isinstance(key[k], float)
+                                                                               else str(key[k]) for k in TABLE_KEYS[1:]]
+        full = [r["first_full_epoch"] for r in rows]
+        cells += [str(len(rows)), _spread([r["final_test_accuracy"] for r in rows]),
+                  _spread([r["best_test_accuracy"] for r in rows]), _spread(full),
+                  f"{sum(e is not None for e in full)}/{len(rows)}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    notes = ["", "Accuracy is on the held-out test split (never seen in training); mean over seeds, "
+             "min–max in brackets. 'Epoch of first 100%' counts only seeds that got there."]
+    if any(r["forget_bias"] is not None for r in results):
+        notes.append("Forget-gate bias init: " + ", ".join(sorted({str(r['forget_bias']) for r in results})) + ".")
+    if any(r["patience"] for r in results):
+        notes.append(f"Runs stop early once test accuracy has stayed at 100% for "
+                     f"{sorted({r['patience'] for r in results})} epochs.")
+    atomic_write_text(out / "results.md", "\n".join(lines + notes) + "\n")
+    plot_sweep(out, results, varying)
+
+
+def plot_sweep(out: Path, results: list[dict], varying: list[str]) -> None:
+    series_keys = ["model"] + [k for k in varying if k not in ("model", "input_length")]
+
+    def label(r):
+        return ", ".join(f"{k}={r[k]}" if k != "model" else r[k].upper() for k in series_keys)
+
+    by_series: dict[str, dict[int, list[float]]] = {}
+    for r in results:
+        by_series.setdefault(label(r), {}).setdefault(r["input_length"], []).append(r["final_test_accuracy"])
+    if len({r["input_length"] for r in results}) > 1:
+        plt = pyplot()
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for name, per_length in by_series.items():
+            lengths = sorted(per_length)
+            means = [statistics.fmean(per_length[t]) for t in lengths]
+            lows = [m - min(per_length[t]) for m, t in zip(means, lengths)]
+            highs = [max(per_length[t]) - m for m, t in zip(means, lengths)]
+            ax.errorbar(lengths, means, yerr=[lows, highs], marker="o", capsize=3, label=name)
+        ax.axhline(1 / results[0]["num_classes"], color="grey", lw=0.8, ls=":", label="chance")
+        ax.set(xlabel="input length T", ylabel="final test accuracy", ylim=(0, 1.02),
+               title="accuracy vs length (mean, min–max over seeds)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(out / "accuracy_vs_length.png", dpi=110)
+        plt.close(fig)
+    for length in sorted({r["input_length"] for r in results}):
+        series = {}
+        for r in results:
+            if r["input_length"] != length:
+                continue
+            rows = list(csv.DictReader(open(Path(r["run"]) / "metrics.csv")))
+            series[f"{label(r)}, seed {r['seed']}"] = ([int(x["epoch"]) for x in rows],
+                                                       [float(x["test_accuracy"]) for x in rows])
+        line_plot(out / f"curves_T{length}.png", [{"series": series, "xlabel": "epoch", "ylabel": "test accuracy",
+                                                   "ylim": (0, 1.02)}], title=f"test accuracy, T = {length}",
+                  width=7)

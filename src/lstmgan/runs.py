@@ -1,0 +1,138 @@
+"""Run directories shared by both parts: config.json, metrics.csv, checkpoints/, samples/.
+
+    run = Run(out)
+    run.check_can_start(resume)           # before anything is written
+    state = run.resume_state(kind) if resume else None
+    run.start(config)                     # creates the directory, writes config.json
+    run.log({...})                        # one metrics.csv row
+    run.save_checkpoint(kind, config, model=..., ...)   # last.pt (+ a named snapshot)
+
+The checkpoint carries the metrics rows logged so far, so a resumed run rewrites
+metrics.csv to exactly what it was when the checkpoint was taken: rows logged after it
+(by a run that was then killed) are dropped, never duplicated.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import platform
+import tempfile
+from pathlib import Path
+
+import torch
+
+from .checkpoint import current_umask, fsync_dir, read_checkpoint, save_checkpoint
+from .errors import UsageError
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write text via temp file + fsync + rename, like checkpoints."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.chmod(tmp, 0o666 & ~current_umask())   # mkstemp makes 0600; give the file normal permissions
+    try:
+        with os.fdopen(fd, "w", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+
+
+def environment() -> dict:
+    """Versions recorded next to every resolved config."""
+    from . import __version__
+
+    return {"lstmgan_version": __version__, "torch_version": torch.__version__,
+            "python_version": platform.python_version()}
+
+
+def resolve_resume_config(saved: dict, given: dict, budget_keys: set[str]) -> dict:
+    """The config of a resumed run: the saved one, with budget flags (epochs, patience...) updated.
+
+    Any other flag given on the command line must agree with the saved run; changing the
+    learning rate halfway, say, would make the run irreproducible, so it is refused.
+    """
+    config = dict(saved)
+    for key, value in given.items():
+        if key in budget_keys:
+            config[key] = value
+        elif key in saved and saved[key] != value:
+            flag = "--" + key.replace("_", "-")
+            raise UsageError(f"{flag} {value} differs from the run being resumed ({saved[key]}); "
+                             f"drop it, or start a new run in another --out")
+    return config
+
+
+class Run:
+    """A run directory (see the module docstring)."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.checkpoints = self.path / "checkpoints"
+        self.samples = self.path / "samples"
+        self.last_checkpoint = self.checkpoints / "last.pt"
+        self.metrics_path = self.path / "metrics.csv"
+        self.config_path = self.path / "config.json"
+        self.rows: list[dict] = []
+
+    def check_can_start(self, resume: bool) -> None:
+        """Refuse (UsageError) a new run into a non-empty directory, or a resume with nothing to resume."""
+        if resume:
+            if not self.last_checkpoint.is_file():
+                raise UsageError(f"--resume: {self.path} has no checkpoint to resume from "
+                                 f"(expected {self.last_checkpoint})")
+        elif self.path.exists() and (not self.path.is_dir() or any(self.path.iterdir())):
+            raise UsageError(f"--out {self.path} already exists and is not empty; "
+                             "pass --resume to continue that run, or choose a new directory")
+
+    def resume_state(self, kind: str) -> dict:
+        """Read last.pt (validated) and restore metrics.csv to what it held at that checkpoint."""
+        state = read_checkpoint(self.last_checkpoint, kind)
+        self.rows = [dict(row) for row in state.get("metrics", [])]
+        self._rewrite_metrics()
+        return state
+
+    def start(self, config: dict) -> None:
+        self.checkpoints.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.config_path, json.dumps({**config, **environment()}, indent=2) + "\n")
+
+    def log(self, row: dict) -> None:
+        """Append one row to metrics.csv (the header is written with the first row)."""
+        row = {k: (float(v) if isinstance(v, torch.Tensor) else v) for k, v in row.items()}
+        if self.rows and list(row) != list(self.rows[0]):
+            raise ValueError("metrics rows must keep the same columns")
+        self.rows.append(row)
+        new_file = not self.metrics_path.exists() or len(self.rows) == 1
+        with open(self.metrics_path, "w" if new_file else "a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(row))
+            if new_file:
+                writer.writeheader()
+            writer.writerow(row)
+
+    def _rewrite_metrics(self) -> None:
+        if not self.rows:
+            self.metrics_path.unlink(missing_ok=True)
+            return
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(self.rows[0]))
+        writer.writeheader()
+        writer.writerows(self.rows)
+        atomic_write_text(self.metrics_path, buffer.getvalue())
+
+    def save_checkpoint(self, kind: str, config: dict, snapshot: str | None = None, **state) -> None:
+        """Write last.pt atomically (and `checkpoints/<snapshot>.pt` when named)."""
+        state["metrics"] = self.rows
+        save_checkpoint(self.last_checkpoint, kind, config, **state)
+        if snapshot:
+            save_checkpoint(self.checkpoints / f"{snapshot}.pt", kind, config, **state)
+
+    def metric_column(self, name: str) -> list:
+        return [row[name] for row in self.rows]

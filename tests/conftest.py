@@ -1,0 +1,40 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+MNIST_DIR = (ROOT / ".." / "shared" / "data" / "mnist").resolve()
+
+# One thread keeps CPU results reproducible and leaves room for anything running beside the tests.
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def mnist_dir() -> Path:
+    if not (MNIST_DIR / "train-images-idx3-ubyte.gz").is_file():
+        pytest.fail(f"real MNIST is expected at {MNIST_DIR}")
+    return MNIST_DIR
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path, monkeypatch):
+    """No test reads or writes the user's cache; MNIST comes from the shared folder."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("LSTMGAN_DATA_DIR", str(MNIST_DIR))
+    monkeypatch.setenv("LSTMGAN_MIRRORS", "http://127.0.0.1:9/")   # never the internet
+
+
+def cli(*args, env=None, timeout=600, **kwargs) -> subprocess.CompletedProcess:
+    """Run `python -m lstmgan ARGS` with one torch thread; returns the completed process."""
+    full_env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "lstmgan", *map(str, args)], capture_output=True, text=True,
+                          env=full_env, timeout=timeout, **kwargs)
+
+
+def snapshot_tree(root: Path) -> dict:
+    """{relative path: bytes} of every file under root, to show a command changed nothing."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(Path(root).rglob("*")) if p.is_file()}

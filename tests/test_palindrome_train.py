@@ -1,0 +1,118 @@
+"""Acceptance: the LSTM learns; the CLI writes complete run directories; sweeps tabulate."""
+
+import csv
+import json
+import warnings
+
+import pytest
+import torch
+
+from lstmgan import load_checkpoint
+from lstmgan.recurrent import PalindromeConfig, train
+from lstmgan.recurrent.sweep import sweep
+
+from conftest import cli
+
+
+def quick(**kw):
+    base = dict(input_length=5, batch_size=50, learning_rate=0.01, max_epoch=25, patience=1, device="cpu")
+    return PalindromeConfig(**{**base, **kw})
+
+
+def test_lstm_learns_t5_to_99_percent(tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        summary = train(quick(), tmp_path / "run", progress=False)
+    assert summary["final_test_accuracy"] >= 0.99        # chance is 0.10
+    assert summary["first_full_epoch"] is not None
+
+
+def test_run_directory_contents_and_reproducibility(tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = train(quick(max_epoch=3, patience=0), tmp_path / "a", progress=False)
+        train(quick(max_epoch=3, patience=0), tmp_path / "b", progress=False)
+    run = tmp_path / "a"
+    for name in ("config.json", "metrics.csv", "curves.png", "summary.json", "checkpoints/last.pt",
+                 "checkpoints/best.pt"):
+        assert (run / name).is_file(), name
+    config = json.loads((run / "config.json").read_text())
+    assert config["input_length"] == 5 and config["num_hidden"] == 128 and "torch_version" in config
+    rows = list(csv.DictReader(open(run / "metrics.csv")))
+    assert [r["epoch"] for r in rows] == ["1", "2", "3"]
+    assert set(rows[0]) == {"epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy"}
+    assert (run / "metrics.csv").read_text() == (tmp_path / "b" / "metrics.csv").read_text()
+    loaded = load_checkpoint(run / "checkpoints" / "last.pt")
+    assert loaded.kind == "palindrome" and loaded.config["input_length"] == 5 and not loaded.model.training
+    assert a["epochs"] == 3
+
+
+def test_cli_train_and_evaluate(tmp_path):
+    out = tmp_path / "run"
+    done = cli("palindrome", "train", "--input_length", "5", "--input-dim", "10", "--learning_rate", "0.01",
+               "--max-epoch", "2", "--batch-size", "50", "--seed", "1", "--out", out, "--quiet")
+    assert done.returncode == 0, done.stderr
+    assert "test accuracy" in done.stdout and str(out) in done.stdout
+    assert "only 1000 distinct palindromes" in done.stderr       # the data-size warning, one line
+    result = cli("palindrome", "evaluate", "--checkpoint", out / "checkpoints" / "last.pt", "--n", "300")
+    assert result.returncode == 0, result.stderr
+    scores = json.loads(result.stdout)
+    assert scores["n"] == 300 and 0 <= scores["accuracy"] <= 1 and scores["input_length"] == 5
+
+
+def test_resume_continues_to_the_same_result(tmp_path):
+    cfg = quick(max_epoch=4, patience=0, input_length=6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        train(cfg, tmp_path / "straight", progress=False)
+        train({**cfg.__dict__, "max_epoch": 2}, tmp_path / "split", progress=False)
+        train({"max_epoch": 4}, tmp_path / "split", resume=True, progress=False)
+    a = load_checkpoint(tmp_path / "straight" / "checkpoints" / "last.pt").model.state_dict()
+    b = load_checkpoint(tmp_path / "split" / "checkpoints" / "last.pt").model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert (tmp_path / "straight" / "metrics.csv").read_text() == (tmp_path / "split" / "metrics.csv").read_text()
+
+
+def test_resume_refuses_a_changed_learning_rate(tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        train(quick(max_epoch=1), tmp_path / "r", progress=False)
+    done = cli("palindrome", "train", "--out", tmp_path / "r", "--resume", "--learning-rate", "0.5")
+    assert done.returncode == 2 and "differs from the run being resumed" in done.stderr
+
+
+def test_rnn_trains_too(tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        summary = train(quick(model="rnn", input_length=4, max_epoch=15), tmp_path / "rnn", progress=False)
+    assert summary["final_test_accuracy"] > 0.5
+
+
+def test_sweep_writes_table_and_figures(tmp_path):
+    out = tmp_path / "sweep"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        results = sweep({"model": ["lstm", "rnn"], "input_length": [4, 6], "seed": [0, 1]},
+                        {"max_epoch": 2, "batch_size": 50, "learning_rate": 0.01, "device": "cpu"}, out,
+                        progress=False)
+    assert len(results) == 8
+    for name in ("results.csv", "results.md", "accuracy_vs_length.png", "curves_T4.png", "curves_T6.png"):
+        assert (out / name).is_file(), name
+    table = (out / "results.md").read_text()
+    assert "| LSTM | 4 |" in table and "| RNN | 6 |" in table and "min–max" in table
+    assert len(list(csv.DictReader(open(out / "results.csv")))) == 8
+    # a second call with --resume finds every run finished and trains nothing
+    again = sweep({"model": ["lstm", "rnn"], "input_length": [4, 6], "seed": [0, 1]},
+                  {"max_epoch": 2, "batch_size": 50, "learning_rate": 0.01, "device": "cpu"}, out,
+                  resume=True, progress=False)
+    assert [r["final_test_accuracy"] for r in again] == [r["final_test_accuracy"] for r in results]
+
+
+def test_cli_sweep_with_a_varied_flag(tmp_path):
+    out = tmp_path / "lr"
+    done = cli("palindrome", "sweep", "--models", "lstm", "--lengths", "4", "--seeds", "0",
+               "--learning-rate", "0.01", "0.001", "--max-epoch", "1", "--batch-size", "100", "--out", out,
+               "--quiet")
+    assert done.returncode == 0, done.stderr
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    assert sorted(float(r["learning_rate"]) for r in rows) == [0.001, 0.01]
