@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from lstmgan import load_checkpoint
-from lstmgan.recurrent import PalindromeConfig, train
+from lstmgan.recurrent.train import PalindromeConfig, train
 from lstmgan.recurrent.sweep import sweep
 
 from conftest import cli

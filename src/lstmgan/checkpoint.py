@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import pickle
 import tempfile
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -96,7 +95,7 @@ def read_checkpoint(path, kind: str | None = None) -> dict:
     except pickle.UnpicklingError:
         raise UsageError(f"{path}: refused: it is not a plain lstmgan checkpoint "
                          "(loading it would need to run code from the file)") from None
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError):
+    except Exception:   # the unpickler raises many kinds (IndexError, EOFError, ...) on foreign bytes
         raise UsageError(f"{path}: not a readable checkpoint (corrupt, truncated or another format)") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise UsageError(f"{path}: not an lstmgan checkpoint")

@@ -272,7 +272,7 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     warnings.showwarning = _one_line_warning
-    if getattr(args, "threads", None):
+    if getattr(args, "threads", None) is not None:
         if args.threads < 1:
             print(f"lstmgan: error: --threads must be a positive integer (got {args.threads})", file=sys.stderr)
             return 2

@@ -86,23 +86,38 @@ class Run:
     def check_can_start(self, resume: bool) -> None:
         """Refuse (UsageError) a new run into a non-empty directory, or a resume with nothing to resume."""
         if resume:
-            if not self.last_checkpoint.is_file():
-                raise UsageError(f"--resume: {self.path} has no checkpoint to resume from "
-                                 f"(expected {self.last_checkpoint})")
+            if not (self.last_checkpoint.is_file() or self.config_path.is_file()):
+                raise UsageError(f"--resume: {self.path} holds no run to resume (no {self.last_checkpoint.name} "
+                                 f"or {self.config_path.name})")
         elif self.path.exists() and (not self.path.is_dir() or any(self.path.iterdir())):
             raise UsageError(f"--out {self.path} already exists and is not empty; "
                              "pass --resume to continue that run, or choose a new directory")
 
-    def resume_state(self, kind: str) -> dict:
-        """Read last.pt (validated) and restore metrics.csv to what it held at that checkpoint."""
-        state = read_checkpoint(self.last_checkpoint, kind)
-        self.rows = [dict(row) for row in state.get("metrics", [])]
+    def saved_config(self, kind: str) -> dict:
+        """The config of the run being resumed: from its last checkpoint, else from config.json
+        (a run stopped before its first checkpoint restarts from scratch with its own config)."""
+        if self.last_checkpoint.is_file():
+            return read_checkpoint(self.last_checkpoint, kind)["config"]
+        try:
+            return json.loads(self.config_path.read_text())
+        except (OSError, ValueError):
+            raise UsageError(f"--resume: {self.config_path} is not readable") from None
+
+    def resume_state(self, kind: str) -> dict | None:
+        """Read last.pt (validated) and restore metrics.csv to what it held at that checkpoint.
+
+        None when the run never reached a checkpoint: it starts again from the beginning."""
+        state = read_checkpoint(self.last_checkpoint, kind) if self.last_checkpoint.is_file() else None
+        self.rows = [dict(row) for row in state.get("metrics", [])] if state else []
         self._rewrite_metrics()
         return state
 
     def start(self, config: dict) -> None:
-        self.checkpoints.mkdir(parents=True, exist_ok=True)
+        """Write config.json (first, so a run killed at any later instant can be resumed)."""
         atomic_write_text(self.config_path, json.dumps({**config, **environment()}, indent=2) + "\n")
+        self.checkpoints.mkdir(exist_ok=True)
+        for stale in self.path.glob("**/.*.tmp"):      # temp files of writes a kill interrupted
+            stale.unlink(missing_ok=True)
 
     def log(self, row: dict) -> None:
         """Append one row to metrics.csv (the header is written with the first row)."""

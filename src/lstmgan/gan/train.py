@@ -16,7 +16,6 @@ from dataclasses import asdict, dataclass, fields
 import torch
 import torch.nn.functional as F
 
-from ..checkpoint import read_checkpoint
 from ..devices import resolve_device
 from ..errors import TrainingInterrupted, UsageError
 from ..plots import line_plot, save_grid, to_uint8
@@ -164,7 +163,7 @@ def generate(G: Generator, z: torch.Tensor, labels=None, batch_size: int = 1000)
 def resolve_config(config, out, resume: bool) -> GANConfig:
     given = asdict(config) if isinstance(config, GANConfig) else dict(config)
     if resume:
-        saved = read_checkpoint(Run(out).last_checkpoint, KIND)["config"]
+        saved = Run(out).saved_config(KIND)
         return GANConfig.from_dict(resolve_resume_config(saved, given, BUDGET_KEYS)).validate()
     return GANConfig.from_dict(given).validate()
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..errors import UsageError
 from ..plots import pyplot, line_plot
-from ..runs import Run, atomic_write_text
+from ..runs import atomic_write_text
 from .train import PalindromeConfig, train
 
 SHORT = {"model": "", "input_length": "T", "seed": "s", "learning_rate": "lr", "num_hidden": "h",
@@ -75,7 +75,8 @@ def sweep(grid: dict[str, list], fixed: dict, out, resume: bool = False, jobs: i
         summary = run_dir / "summary.json"
         if summary.is_file():
             continue
-        tasks.append((asdict(config), str(run_dir), Run(run_dir).last_checkpoint.is_file()))
+        started = run_dir.is_dir() and any(run_dir.iterdir())
+        tasks.append((asdict(config), str(run_dir), started))
     if jobs == 1:
         for k, (config, run_dir, resume_run) in enumerate(tasks):
             if progress:

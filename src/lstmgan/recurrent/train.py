@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..checkpoint import load_state, read_checkpoint
+from ..checkpoint import load_state
 from ..devices import resolve_device
 from ..errors import TrainingInterrupted, UsageError
 from ..plots import line_plot
@@ -139,7 +139,7 @@ def resolve_config(config, out, resume: bool) -> PalindromeConfig:
     """The run's config: given values on top of the defaults, or of the saved run on --resume."""
     given = asdict(config) if isinstance(config, PalindromeConfig) else dict(config)
     if resume:
-        saved = read_checkpoint(Run(out).last_checkpoint, KIND)["config"]
+        saved = Run(out).saved_config(KIND)
         return PalindromeConfig.from_dict(resolve_resume_config(saved, given, BUDGET_KEYS)).validate()
     return PalindromeConfig.from_dict(given).validate()
 
