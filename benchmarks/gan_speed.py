@@ -24,8 +24,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from lstmgan.gan import Discriminator, Generator
-from lstmgan.gan import mnist
+from lstmgan.gan import Discriminator, Generator, mnist
 from lstmgan.gan.train import adam, adversarial_step
 
 

@@ -90,8 +90,8 @@ def main():
     for T in args.lengths:
         x, y = torch.randint(0, 10, (args.batch, T, 1)).float(), torch.randint(0, 10, (args.batch,))
         steps = max(1, 200 // T)
-        lstm = measure({"torch.nn.LSTM": torch_lstm, "ours fused": ours(LSTM), "ours per-gate": ours(LSTM, fused=False)},
-                       x, y, args.rounds, steps, train=True)
+        lstm = measure({"torch.nn.LSTM": torch_lstm, "ours fused": ours(LSTM),
+                        "ours per-gate": ours(LSTM, fused=False)}, x, y, args.rounds, steps, train=True)
         rnn = measure({"torch.nn.RNN": torch_rnn, "ours RNN fused": ours(VanillaRNN)}, x, y, args.rounds, steps,
                       train=True)
         xi = torch.randint(0, 10, (args.inference_batch, T, 1)).float()

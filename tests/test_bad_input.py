@@ -9,8 +9,10 @@ import pytest
 import torch
 
 from lstmgan.cli import main
-from lstmgan.gan.train import GANConfig, train as train_gan
-from lstmgan.recurrent.train import PalindromeConfig, train as train_palindrome
+from lstmgan.gan.train import GANConfig
+from lstmgan.gan.train import train as train_gan
+from lstmgan.recurrent.train import PalindromeConfig
+from lstmgan.recurrent.train import train as train_palindrome
 
 from conftest import MNIST_DIR, cli, snapshot_tree
 

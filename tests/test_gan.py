@@ -9,8 +9,7 @@ import torch
 from PIL import Image
 
 from lstmgan import load_checkpoint
-from lstmgan.gan import Discriminator, Generator
-from lstmgan.gan import mnist
+from lstmgan.gan import Discriminator, Generator, mnist
 from lstmgan.gan.classifier import load_classifier
 from lstmgan.gan.train import GANConfig, generate, train
 from lstmgan.seeding import generator

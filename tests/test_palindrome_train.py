@@ -4,12 +4,11 @@ import csv
 import json
 import warnings
 
-import pytest
 import torch
 
 from lstmgan import load_checkpoint
-from lstmgan.recurrent.train import PalindromeConfig, train
 from lstmgan.recurrent.sweep import sweep
+from lstmgan.recurrent.train import PalindromeConfig, train
 
 from conftest import cli
 

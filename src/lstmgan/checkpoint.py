@@ -16,7 +16,7 @@ import pickle
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Callable
 
 import torch
 
@@ -27,8 +27,8 @@ FORMAT_VERSION = 1
 KINDS = ("palindrome", "gan")
 
 
-def atomic_save(obj: Any, path: str | os.PathLike) -> None:
-    """`torch.save` to a temp file beside `path`, fsync it, then rename over `path`.
+def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> None:
+    """Write a file via a temp file beside it, flush + fsync, then rename over `path`.
 
     A crash at any instant leaves either the old file or the new one, never half of one.
     """
@@ -38,7 +38,7 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> None:
     os.chmod(tmp, 0o666 & ~current_umask())   # mkstemp makes 0600; give the file normal permissions
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -46,6 +46,11 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> None:
         Path(tmp).unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
+
+
+def atomic_save(obj: Any, path: str | os.PathLike) -> None:
+    """`torch.save` made crash-safe with `atomic_write`."""
+    atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def current_umask() -> int:

@@ -131,7 +131,7 @@ def cmd_gan_evaluate(args):
 def cmd_gan_export(args):
     from .gan.sample import export_generator
 
-    print(f"wrote {export_generator(args.checkpoint, args.out)}")
+    print(f"wrote {export_generator(args.checkpoint, args.out, raw=args.raw)}")
 
 
 def cmd_gan_train_classifier(args):
@@ -244,6 +244,7 @@ def build_parser() -> Parser:
     p = gan.add_parser("export", help="write a generator-only fp16 checkpoint")
     flag(p, "checkpoint", required=True)
     flag(p, "out", required=True)
+    flag(p, "raw", action="store_true", help="export the live generator, not its EMA")
     p.set_defaults(handler=cmd_gan_export)
 
     p = gan.add_parser("train-classifier", help="retrain the feature classifier behind FID")

@@ -17,33 +17,19 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import platform
-import tempfile
+from dataclasses import asdict, is_dataclass
 from pathlib import Path
 
 import torch
 
-from .checkpoint import current_umask, fsync_dir, read_checkpoint, save_checkpoint
+from .checkpoint import atomic_write, read_checkpoint, save_checkpoint
 from .errors import UsageError
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write text via temp file + fsync + rename, like checkpoints."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.chmod(tmp, 0o666 & ~current_umask())   # mkstemp makes 0600; give the file normal permissions
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
+    """Write text crash-safely, like checkpoints."""
+    atomic_write(path, lambda f: f.write(text.encode()))
 
 
 def environment() -> dict:
@@ -69,6 +55,16 @@ def resolve_resume_config(saved: dict, given: dict, budget_keys: set[str]) -> di
             raise UsageError(f"{flag} {value} differs from the run being resumed ({saved[key]}); "
                              f"drop it, or start a new run in another --out")
     return config
+
+
+def resolve_config(config_class, given, out, resume: bool, kind: str, budget_keys: set[str]):
+    """A validated run config: the given values over the defaults, or over the saved run on --resume.
+
+    `given` is a config instance or a dict of the values the user set."""
+    values = asdict(given) if is_dataclass(given) else dict(given)
+    if resume:
+        values = resolve_resume_config(Run(out).saved_config(kind), values, budget_keys)
+    return config_class.from_dict(values).validate()
 
 
 class Run:

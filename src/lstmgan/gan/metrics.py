@@ -114,8 +114,8 @@ class QualityMeter:
 
     def reference(self, n: int = 10000, seed: int = 0, with_labels: bool = False) -> dict:
         """The floor: the same metrics for `n` real training images (they never equal the test set)."""
-        from . import mnist
         from ..seeding import generator
+        from . import mnist
 
         train = mnist.load(self.dataset, "train", self.data_dir)
         index = torch.randperm(len(train), generator=generator(seed, 0x8EF))[:n]

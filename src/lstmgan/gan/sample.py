@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..checkpoint import atomic_save, load_checkpoint, read_checkpoint, FORMAT, FORMAT_VERSION
+from ..checkpoint import FORMAT, FORMAT_VERSION, atomic_save, load_checkpoint, read_checkpoint
 from ..devices import resolve_device
 from ..errors import UsageError
 from ..plots import image_grid, to_uint8
@@ -108,13 +108,20 @@ def interpolate(checkpoint, steps: int = 9, mode: str = "lerp", digit: int | Non
     return to_uint8(generate(G, path, labels)), steps, {"z1": z1, "z2": z2}
 
 
-def export_generator(checkpoint, out) -> Path:
-    """Write a generator-only checkpoint with fp16 weights (what `pretrained:` names ship)."""
-    data = read_checkpoint(checkpoint, KIND)
+def export_generator(checkpoint, out, raw: bool = False) -> Path:
+    """Write a generator-only checkpoint with fp16 weights (what `pretrained:` names ship).
+
+    `raw` exports the live generator of a run that kept an EMA (by default the EMA one)."""
     out = Path(out)
     if out.suffix != ".pt":
         raise UsageError(f"--out {out}: the file must end in .pt")
-    state = {k: v.half() if v.is_floating_point() else v for k, v in data["model"].items()}
+    data = read_checkpoint(checkpoint, KIND)
+    weights = data["model"]
+    if raw:
+        if "generator" not in data:
+            raise UsageError(f"{checkpoint}: holds no separate live generator (--raw needs a training checkpoint)")
+        weights = data["generator"]
+    state = {k: v.half() if v.is_floating_point() else v for k, v in weights.items()}
     progress = data.get("progress", {})
     atomic_save({"format": FORMAT, "format_version": FORMAT_VERSION, "kind": KIND, "config": data["config"],
                  "model": state, "progress": progress}, out)
@@ -125,7 +132,6 @@ def evaluate_checkpoint(checkpoint, n: int = 10000, seed: int = 0, device: str =
                         reference: bool = True) -> dict:
     """Quality metrics of a generator's samples against the test set, with the real-data floor."""
     from .metrics import QualityMeter
-    from .train import evaluate_generator
 
     if n < 10:
         raise UsageError(f"--n must be at least 10 (got {n})")

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from ..devices import resolve_device
 from ..errors import TrainingInterrupted, UsageError
 from ..plots import line_plot, save_grid, to_uint8
-from ..runs import Run, resolve_resume_config
+from ..runs import Run, resolve_config
 from ..seeding import epoch_order, generator, seed_everything
 from ..signals import StopRequest
 from ..training import StepLog, assert_finite_parameters, progress_bar
@@ -160,19 +160,11 @@ def generate(G: Generator, z: torch.Tensor, labels=None, batch_size: int = 1000)
     return torch.cat(out)
 
 
-def resolve_config(config, out, resume: bool) -> GANConfig:
-    given = asdict(config) if isinstance(config, GANConfig) else dict(config)
-    if resume:
-        saved = Run(out).saved_config(KIND)
-        return GANConfig.from_dict(resolve_resume_config(saved, given, BUDGET_KEYS)).validate()
-    return GANConfig.from_dict(given).validate()
-
-
 def train(config: GANConfig | dict, out, resume: bool = False, progress: bool = True) -> dict:
     """Train a GAN into run directory `out`; returns a summary (iterations, last losses, last scores)."""
     run = Run(out)
     run.check_can_start(resume)
-    config = resolve_config(config, out, resume)
+    config = resolve_config(GANConfig, config, out, resume, KIND, BUDGET_KEYS)
     device = resolve_device(config.device)
     data = mnist.load(config.dataset, "train", config.data_dir)
     meter = None

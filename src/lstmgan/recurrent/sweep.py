@@ -17,7 +17,7 @@ from multiprocessing import get_context
 from pathlib import Path
 
 from ..errors import UsageError
-from ..plots import pyplot, line_plot
+from ..plots import line_plot, pyplot
 from ..runs import atomic_write_text
 from .train import PalindromeConfig, train
 
@@ -104,8 +104,8 @@ def _spread(values: list) -> str:
     values = [v for v in values if v is not None]
     if not values:
         return "—"
-    fmt = (lambda v: f"{100 * v:.2f}") if all(isinstance(v, float) and v <= 1 for v in values) else \
-        (lambda v: f"{v:g}")
+    accuracy = all(isinstance(v, float) and v <= 1 for v in values)
+    fmt = (lambda v: f"{100 * v:.2f}") if accuracy else (lambda v: f"{v:.0f}" if v == int(v) else f"{v:.1f}")
     mean = statistics.fmean(values)
     if len(values) == 1:
         return fmt(mean)
@@ -135,7 +135,7 @@ def write_results(out: Path, results: list[dict], varying: list[str]) -> None:
               "Epoch of first 100% (min–max)", "Seeds at 100%"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for key, rows in group_results(results):
-        cells = [key["model"].upper() if key["model"] == "rnn" else "LSTM"] + [f"{key[k]:g}" if isinstance(key[k], float)
+        cells = [key["model"].upper()] + [f"{key[k]:g}" if isinstance(key[k], float)
                                                                                else str(key[k]) for k in TABLE_KEYS[1:]]
         full = [r["first_full_epoch"] for r in rows]
         cells += [str(len(rows)), _spread([r["final_test_accuracy"] for r in rows]),

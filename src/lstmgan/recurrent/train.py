@@ -6,7 +6,6 @@ import json
 import math
 import warnings
 from dataclasses import asdict, dataclass, fields
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -15,13 +14,12 @@ from ..checkpoint import load_state
 from ..devices import resolve_device
 from ..errors import TrainingInterrupted, UsageError
 from ..plots import line_plot
-from ..runs import Run, atomic_write_text, resolve_resume_config
+from ..runs import Run, atomic_write_text, resolve_config
 from ..seeding import epoch_order, seed_everything
 from ..signals import StopRequest
 from ..training import StepLog, assert_finite_parameters, progress_bar
 from .lstm import LSTM
-from .palindrome import DataSizeWarning, make_palindrome_splits, num_palindromes, random_palindromes, \
-    PalindromeDataset
+from .palindrome import DataSizeWarning, PalindromeDataset, make_palindrome_splits, num_palindromes, random_palindromes
 from .rnn import VanillaRNN
 
 KIND = "palindrome"
@@ -135,20 +133,11 @@ class Position:
     epochs_at_full: int = 0
 
 
-def resolve_config(config, out, resume: bool) -> PalindromeConfig:
-    """The run's config: given values on top of the defaults, or of the saved run on --resume."""
-    given = asdict(config) if isinstance(config, PalindromeConfig) else dict(config)
-    if resume:
-        saved = Run(out).saved_config(KIND)
-        return PalindromeConfig.from_dict(resolve_resume_config(saved, given, BUDGET_KEYS)).validate()
-    return PalindromeConfig.from_dict(given).validate()
-
-
 def train(config: PalindromeConfig | dict, out, resume: bool = False, progress: bool = True) -> dict:
     """Train one model on palindromes; writes the run directory `out` and returns its summary."""
     run = Run(out)
     run.check_can_start(resume)
-    config = resolve_config(config, out, resume)
+    config = resolve_config(PalindromeConfig, config, out, resume, KIND, BUDGET_KEYS)
     device = resolve_device(config.device)
     state = run.resume_state(KIND) if resume else None
 
