@@ -152,3 +152,18 @@ def test_evaluate_prints_metrics_with_the_real_floor(trained):
         assert key in result and key in result["reference_real_data"]
     assert result["reference_real_data"]["fid"] < result["fid"]
     assert result["classifier"]["test_accuracy"] >= 0.99
+
+
+def test_lr_decay_changes_nothing_before_its_start_and_reaches_zero(tmp_path, mnist_dir):
+    from lstmgan.gan.train import learning_rate
+
+    cfg = GANConfig(n_epochs=3, batch_size=6000, lr_decay_from=1, save_interval=1000, log_interval=5,
+                    snapshot_interval=1, device="cpu", data_dir=str(mnist_dir))
+    assert learning_rate(cfg, 9, 30, 10) == cfg.lr and learning_rate(cfg, 20, 30, 10) == cfg.lr / 2
+    assert learning_rate(cfg, 30, 30, 10) == 0.0
+    train(cfg, tmp_path / "decay", progress=False)
+    train(GANConfig(**{**cfg.__dict__, "lr_decay_from": 0}), tmp_path / "constant", progress=False)
+    load = lambda run, name: torch.load(run / "checkpoints" / name, weights_only=True)["generator"]  # noqa: E731
+    for name, same in (("epoch_001.pt", True), ("epoch_003.pt", False)):
+        a, b = load(tmp_path / "decay", name), load(tmp_path / "constant", name)
+        assert all(torch.equal(a[k], b[k]) for k in a) == same, name

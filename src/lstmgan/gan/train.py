@@ -54,6 +54,7 @@ class GANConfig:
     ema_decay: float = 0.0         # > 0: also keep an exponential moving average of G's weights
     snapshot_interval: int = 10    # epochs between kept snapshots (and epoch 1); 0: none
     max_iterations: int = 0        # stop after this many iterations in all (0: run n_epochs)
+    lr_decay_from: int = 0         # > 0: after this epoch, both learning rates fall linearly to 0 at the end
 
     def validate(self) -> "GANConfig":
         def need(ok: bool, flag: str, rule: str, value):
@@ -63,7 +64,7 @@ class GANConfig:
         for name in ("n_epochs", "batch_size", "latent_dim", "save_interval", "log_interval", "eval_samples"):
             value = getattr(self, name)
             need(isinstance(value, int) and value >= 1, name.replace("_", "-"), "a positive integer", value)
-        for name in ("eval_interval", "snapshot_interval", "max_iterations"):
+        for name in ("eval_interval", "snapshot_interval", "max_iterations", "lr_decay_from"):
             value = getattr(self, name)
             need(isinstance(value, int) and value >= 0, name.replace("_", "-"), "0 or a positive integer", value)
         need(math.isfinite(self.lr) and self.lr > 0, "lr", "positive", self.lr)
@@ -71,6 +72,8 @@ class GANConfig:
         need(0 <= self.ema_decay < 1, "ema-decay", "in [0, 1)", self.ema_decay)
         need(self.dataset in mnist.DATASETS, "dataset", " or ".join(mnist.DATASETS), self.dataset)
         need(self.batch_size <= 60000, "batch-size", "at most the 60000 training images", self.batch_size)
+        need(self.lr_decay_from < self.n_epochs, "lr-decay-from", f"below --n-epochs {self.n_epochs}",
+             self.lr_decay_from)
         return self
 
     @classmethod
@@ -116,6 +119,14 @@ def adam(params, lr: float, betas: tuple[float, float], device: torch.device) ->
         return torch.optim.Adam(params, lr=lr, betas=betas, fused=True)
     except (RuntimeError, TypeError, ValueError):   # older torch, or no fused kernel for this device
         return torch.optim.Adam(params, lr=lr, betas=betas)
+
+
+def learning_rate(config: GANConfig, iteration: int, total: int, batches_per_epoch: int) -> float:
+    """The seed's constant rate, or with --lr-decay-from E a linear fall to 0 after epoch E."""
+    start = config.lr_decay_from * batches_per_epoch
+    if not config.lr_decay_from or iteration < start:
+        return config.lr
+    return config.lr * max(0.0, 1 - (iteration - start) / max(1, total - start))
 
 
 class EMA:
@@ -216,6 +227,9 @@ def train(config: GANConfig | dict, out, resume: bool = False, progress: bool = 
                 z = torch.randn(len(index), config.latent_dim, generator=noise).to(device)
                 fake_labels = (torch.randint(10, (len(index),), generator=noise).to(device)
                                if config.conditional else None)
+                if config.lr_decay_from:
+                    for group in opt_G.param_groups + opt_D.param_groups:
+                        group["lr"] = learning_rate(config, pos.iteration, total, batches_per_epoch)
                 losses = adversarial_step(G, D, opt_G, opt_D, real, z,
                                           labels[index] if config.conditional else None, fake_labels)
                 if ema:
