@@ -1,0 +1,27 @@
+"""Acceptance: the walkthrough notebook runs top to bottom with the shipped generators."""
+
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+from lstmgan.gan.pretrained import available, pretrained_path
+
+NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "gan_walkthrough.ipynb"
+
+
+def test_shipped_generators_are_registered_and_small():
+    names = available()
+    for name in ("mnist@1", "mnist@100", "mnist", "mnist-cgan"):
+        assert name in names, name
+        path = pretrained_path(name)
+        assert path.is_file() and path.stat().st_size < 4_000_000       # fp16 generator only
+
+
+def test_notebook_executes_without_errors(tmp_path):
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    assert any(cell.get("outputs") for cell in nb.cells if cell.cell_type == "code"), "saved without outputs"
+    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}},
+                   env={"OMP_NUM_THREADS": "1"}).execute()
+    errors = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs if o.output_type == "error"]
+    assert not errors
