@@ -94,7 +94,7 @@ def cmd_gan_train(args):
 
     keys = ["n_epochs", "batch_size", "lr", "b1", "b2", "latent_dim", "save_interval", "dataset", "data_dir",
             "seed", "device", "log_interval", "eval_interval", "eval_samples", "ema_decay", "snapshot_interval",
-            "max_iterations", "lr_decay_from"]
+            "max_iterations", "lr_decay_from", "label_smoothing", "d_dropout"]
     config = given(args, keys)
     if args.conditional:
         config["conditional"] = True
@@ -208,6 +208,8 @@ def build_parser() -> Parser:
                               ("max-iterations", int, "stop after this many iterations (default: 0, none)"),
                               ("lr-decay-from", int, "after this epoch, decay the learning rates linearly to 0 "
                                                      "(default: 0, off: the seed's constant rate)"),
+                              ("label-smoothing", float, "D's target for real images is 1 minus this (default: 0)"),
+                              ("d-dropout", float, "dropout after each hidden layer of D (default: 0)"),
                               ("seed", int, "(default: 0)")]:
         flag(p, name, type=kind, help=help_)
     flag(p, "conditional", action="store_true", help="condition both networks on the digit label (cGAN)")

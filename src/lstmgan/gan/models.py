@@ -51,15 +51,17 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """images [N, 1, 28, 28] (+ labels) -> logit [N, 1] that the image is real."""
+    """images [N, 1, 28, 28] (+ labels) -> logit [N, 1] that the image is real.
 
-    def __init__(self, num_classes: int = 0):
+    `dropout` > 0 adds Dropout after each hidden activation (off in the seed's network)."""
+
+    def __init__(self, num_classes: int = 0, dropout: float = 0.0):
         super().__init__()
         self.num_classes = num_classes
         self.label_embedding = nn.Embedding(num_classes, num_classes) if num_classes else None
         layers, width = [], IMAGE_SIZE + num_classes
         for out in DISCRIMINATOR_WIDTHS:
-            layers += [nn.Linear(width, out), nn.LeakyReLU(0.2)]
+            layers += [nn.Linear(width, out), nn.LeakyReLU(0.2)] + ([nn.Dropout(dropout)] if dropout else [])
             width = out
         layers.append(nn.Linear(width, 1))
         self.net = nn.Sequential(*layers)

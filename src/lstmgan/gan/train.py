@@ -55,6 +55,8 @@ class GANConfig:
     snapshot_interval: int = 10    # epochs between kept snapshots (and epoch 1); 0: none
     max_iterations: int = 0        # stop after this many iterations in all (0: run n_epochs)
     lr_decay_from: int = 0         # > 0: after this epoch, both learning rates fall linearly to 0 at the end
+    label_smoothing: float = 0.0   # > 0: D's target for real images is 1 - this (one-sided smoothing)
+    d_dropout: float = 0.0         # > 0: dropout after each hidden layer of D
 
     def validate(self) -> "GANConfig":
         def need(ok: bool, flag: str, rule: str, value):
@@ -70,6 +72,8 @@ class GANConfig:
         need(math.isfinite(self.lr) and self.lr > 0, "lr", "positive", self.lr)
         need(0 <= self.b1 < 1 and 0 <= self.b2 < 1, "b1/--b2", "in [0, 1)", (self.b1, self.b2))
         need(0 <= self.ema_decay < 1, "ema-decay", "in [0, 1)", self.ema_decay)
+        need(0 <= self.label_smoothing < 0.5, "label-smoothing", "in [0, 0.5)", self.label_smoothing)
+        need(0 <= self.d_dropout < 1, "d-dropout", "in [0, 1)", self.d_dropout)
         need(self.dataset in mnist.DATASETS, "dataset", " or ".join(mnist.DATASETS), self.dataset)
         need(self.batch_size <= 60000, "batch-size", "at most the 60000 training images", self.batch_size)
         need(self.lr_decay_from < self.n_epochs, "lr-decay-from", f"below --n-epochs {self.n_epochs}",
@@ -86,24 +90,26 @@ class GANConfig:
         return 10 if self.conditional else 0
 
 
-def adversarial_step(G, D, opt_G, opt_D, real, z, real_labels=None, fake_labels=None) -> torch.Tensor:
+def adversarial_step(G, D, opt_G, opt_D, real, z, real_labels=None, fake_labels=None,
+                     real_target: float = 1.0) -> torch.Tensor:
     """One discriminator step, then one generator step; returns [d_loss, g_loss, D(x), D(G(z))].
 
     Real and generated images go through D in one batch (D has no batch norm, so this is
     the same as two calls). During the generator step D's weights need no gradients.
+    `real_target` < 1 is one-sided label smoothing for D; G always aims at 1.
     """
     n = len(real)
     fake = G(z, fake_labels)
     labels = None if real_labels is None else torch.cat([real_labels, fake_labels])
     logits = D(torch.cat([real.view(n, -1), fake.detach().view(n, -1)]), labels)
-    targets = torch.cat([torch.ones(n, 1, device=real.device), torch.zeros(n, 1, device=real.device)])
+    targets = torch.cat([torch.full((n, 1), real_target, device=real.device), torch.zeros(n, 1, device=real.device)])
     d_loss = F.binary_cross_entropy_with_logits(logits, targets)          # = (real loss + fake loss) / 2
     opt_D.zero_grad(set_to_none=True)
     d_loss.backward()
     opt_D.step()
 
     D.requires_grad_(False)
-    g_loss = F.binary_cross_entropy_with_logits(D(fake, fake_labels), targets[:n])   # G wants D(G(z)) -> 1
+    g_loss = F.binary_cross_entropy_with_logits(D(fake, fake_labels), torch.ones(n, 1, device=real.device))
     opt_G.zero_grad(set_to_none=True)
     g_loss.backward()
     opt_G.step()
@@ -119,6 +125,24 @@ def adam(params, lr: float, betas: tuple[float, float], device: torch.device) ->
         return torch.optim.Adam(params, lr=lr, betas=betas, fused=True)
     except (RuntimeError, TypeError, ValueError):   # older torch, or no fused kernel for this device
         return torch.optim.Adam(params, lr=lr, betas=betas)
+
+
+def real_batch(images, labels, index, conditional: bool):
+    """Images of one batch as float vectors in [-1, 1] (uint8 [0, 255] on the device), and labels."""
+    return images[index].float().div_(127.5).sub_(1), (labels[index] if conditional else None)
+
+
+def noise_batch(noise: torch.Generator, n: int, config: GANConfig, device):
+    """z ~ N(0, I), and uniform digit labels for a conditional G, from the run's own noise stream."""
+    z = torch.randn(n, config.latent_dim, generator=noise).to(device)
+    fake_labels = torch.randint(10, (n,), generator=noise).to(device) if config.conditional else None
+    return z, fake_labels
+
+
+def set_learning_rate(lr: float, *optimizers) -> None:
+    for optimizer in optimizers:
+        for group in optimizer.param_groups:
+            group["lr"] = lr
 
 
 def learning_rate(config: GANConfig, iteration: int, total: int, batches_per_epoch: int) -> float:
@@ -187,7 +211,8 @@ def train(config: GANConfig | dict, out, resume: bool = False, progress: bool = 
     images, labels = data.images.to(device), data.labels.to(device)
 
     seed_everything(config.seed)
-    G, D = Generator(config.latent_dim, config.num_classes).to(device), Discriminator(config.num_classes).to(device)
+    G = Generator(config.latent_dim, config.num_classes).to(device)
+    D = Discriminator(config.num_classes, config.d_dropout).to(device)
     opt_G, opt_D = (adam(net.parameters(), config.lr, (config.b1, config.b2), device) for net in (G, D))
     ema = EMA(G, config.ema_decay) if config.ema_decay else None
     noise = generator(config.seed, 0x2015E)
@@ -222,16 +247,11 @@ def train(config: GANConfig | dict, out, resume: bool = False, progress: bool = 
         while pos.iteration < total:
             batches = epoch_order(config.seed, pos.epoch, len(images)).to(device).split(config.batch_size)
             while pos.step < len(batches) and pos.iteration < total:
-                index = batches[pos.step]
-                real = images[index].float().div_(127.5).sub_(1)                   # [0, 255] -> [-1, 1]
-                z = torch.randn(len(index), config.latent_dim, generator=noise).to(device)
-                fake_labels = (torch.randint(10, (len(index),), generator=noise).to(device)
-                               if config.conditional else None)
-                if config.lr_decay_from:
-                    for group in opt_G.param_groups + opt_D.param_groups:
-                        group["lr"] = learning_rate(config, pos.iteration, total, batches_per_epoch)
-                losses = adversarial_step(G, D, opt_G, opt_D, real, z,
-                                          labels[index] if config.conditional else None, fake_labels)
+                real, real_labels = real_batch(images, labels, batches[pos.step], config.conditional)
+                z, fake_labels = noise_batch(noise, len(real), config, device)
+                set_learning_rate(learning_rate(config, pos.iteration, total, batches_per_epoch), opt_G, opt_D)
+                losses = adversarial_step(G, D, opt_G, opt_D, real, z, real_labels, fake_labels,
+                                          real_target=1.0 - config.label_smoothing)
                 if ema:
                     ema.update(G)
                 pos.step, pos.iteration = pos.step + 1, pos.iteration + 1
