@@ -115,3 +115,15 @@ def test_cli_sweep_with_a_varied_flag(tmp_path):
     assert done.returncode == 0, done.stderr
     rows = list(csv.DictReader(open(out / "results.csv")))
     assert sorted(float(r["learning_rate"]) for r in rows) == [0.001, 0.01]
+
+
+def test_forget_bias_default_is_3_and_uniform_restores_the_seed_init(tmp_path):
+    assert PalindromeConfig().forget_bias == 3.0
+    for value, expected in (("uniform", None), ("1.5", 1.5)):
+        out = tmp_path / value
+        done = cli("palindrome", "train", "--input-length", "3", "--max-epoch", "1", "--num-hidden", "8",
+                   "--forget-bias", value, "--out", out, "--quiet")
+        assert done.returncode == 0, done.stderr
+        assert json.loads((out / "config.json").read_text())["forget_bias"] == expected
+    b_f = load_checkpoint(tmp_path / "uniform" / "checkpoints" / "last.pt").model.b_f
+    assert b_f.abs().max() < 1.0          # torch-like uniform init (then one epoch of training)

@@ -27,9 +27,12 @@ def flag(parser, name: str, **kwargs):
     return parser.add_argument(*names, **kwargs)
 
 
+UNSET = argparse.SUPPRESS   # config flags that are not given stay absent, so defaults live in the configs
+
+
 def given(args, names) -> dict:
-    """The options the user actually passed (argparse defaults are None)."""
-    return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+    """The config options the user actually passed (a value may be None, e.g. --forget-bias uniform)."""
+    return {n: getattr(args, n) for n in names if hasattr(args, n)}
 
 
 def add_threads(parser):
@@ -50,10 +53,23 @@ def _palindrome_flags(parser, many: bool = False, skip=()):
     spec = [(name, kind) for name, kind in spec if name not in skip]
     for name, kind in spec:
         default = defaults[name.replace("-", "_")]
-        flag(parser, name, type=kind, nargs=nargs, metavar=name.split("-")[-1].upper(),
-             help=f"(default: {default})")
-    flag(parser, "device", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps (default: auto)")
+        help_ = f"(default: {default})"
+        if name == "forget-bias":
+            kind, help_ = forget_bias, f"LSTM forget-gate bias init, or 'uniform' as torch (the seed) ({help_})"
+        flag(parser, name, type=kind, nargs=nargs, metavar=name.split("-")[-1].upper(), help=help_, default=UNSET)
+    flag(parser, "device", default=UNSET, help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps "
+                                               "(default: auto)")
     return [name.replace("-", "_") for name, _ in spec] + ["device"]
+
+
+def forget_bias(text: str):
+    """--forget-bias: a number, or 'uniform' for torch's init (stored as None)."""
+    if text.strip().lower() in ("uniform", "none"):
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'uniform', got {text!r}") from None
 
 
 def cmd_palindrome_train(args):
@@ -167,9 +183,9 @@ def build_parser() -> Parser:
     pal = parts.add_parser("palindrome", help="Part I: LSTM / RNN on palindromes").add_subparsers(
         dest="command", required=True, metavar="{train,sweep,evaluate}")
     p = pal.add_parser("train", help="train one model")
-    flag(p, "model", choices=["lstm", "rnn"], help="(default: lstm)")
+    flag(p, "model", choices=["lstm", "rnn"], default=UNSET, help="(default: lstm)")
     p.set_defaults(config_keys=_palindrome_flags(p))
-    flag(p, "seed", type=int, help="(default: 0)")
+    flag(p, "seed", type=int, default=UNSET, help="(default: 0)")
     flag(p, "out", help="run directory (default: runs/palindrome-<time>)")
     flag(p, "resume", action="store_true", help="continue the run in --out from its last checkpoint")
     add_threads(p)
@@ -211,11 +227,11 @@ def build_parser() -> Parser:
                               ("label-smoothing", float, "D's target for real images is 1 minus this (default: 0)"),
                               ("d-dropout", float, "dropout after each hidden layer of D (default: 0)"),
                               ("seed", int, "(default: 0)")]:
-        flag(p, name, type=kind, help=help_)
+        flag(p, name, type=kind, help=help_, default=UNSET)
     flag(p, "conditional", action="store_true", help="condition both networks on the digit label (cGAN)")
-    flag(p, "dataset", choices=["mnist", "fashion-mnist"], help="(default: mnist)")
-    flag(p, "data-dir", help="folder with the four IDX files")
-    flag(p, "device", help="(default: auto)")
+    flag(p, "dataset", choices=["mnist", "fashion-mnist"], default=UNSET, help="(default: mnist)")
+    flag(p, "data-dir", default=UNSET, help="folder with the four IDX files")
+    flag(p, "device", default=UNSET, help="(default: auto)")
     flag(p, "out", help="run directory (default: runs/gan-<time>)")
     flag(p, "resume", action="store_true")
     add_threads(p)
