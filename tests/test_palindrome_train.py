@@ -127,3 +127,11 @@ def test_forget_bias_default_is_3_and_uniform_restores_the_seed_init(tmp_path):
         assert json.loads((out / "config.json").read_text())["forget_bias"] == expected
     b_f = load_checkpoint(tmp_path / "uniform" / "checkpoints" / "last.pt").model.b_f
     assert b_f.abs().max() < 1.0          # torch-like uniform init (then one epoch of training)
+
+
+def test_give_up_stops_a_stalled_run(tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        summary = train(quick(input_length=12, data_size=400, learning_rate=1e-7, max_epoch=40, patience=0,
+                              give_up=2), tmp_path / "stalled", progress=False)
+    assert summary["stopped_early"] == "stalled" and summary["epochs"] < 40

@@ -49,7 +49,8 @@ def _palindrome_flags(parser, many: bool = False, skip=()):
     nargs = "+" if many else None
     spec = [("input-length", int), ("input-dim", int), ("num-classes", int), ("num-hidden", int),
             ("batch-size", int), ("learning-rate", float), ("max-epoch", int), ("max-norm", float),
-            ("data-size", int), ("portion-train", float), ("patience", int), ("forget-bias", float)]
+            ("data-size", int), ("portion-train", float), ("patience", int), ("give-up", int),
+            ("forget-bias", float)]
     spec = [(name, kind) for name, kind in spec if name not in skip]
     for name, kind in spec:
         default = defaults[name.replace("-", "_")]

@@ -116,7 +116,7 @@ def group_results(results: list[dict]) -> list[tuple[dict, list[dict]]]:
     """Runs grouped by configuration, seeds pooled."""
     groups: dict[tuple, list[dict]] = {}
     for r in results:
-        key = tuple((k, r[k]) for k in TABLE_KEYS + ["forget_bias", "patience"])
+        key = tuple((k, r[k]) for k in TABLE_KEYS + ["forget_bias", "patience", "give_up"])
         groups.setdefault(key, []).append(r)
     return [(dict(key), rows) for key, rows in groups.items()]
 
@@ -131,24 +131,26 @@ def write_results(out: Path, results: list[dict], varying: list[str]) -> None:
         writer.writerows(results)
 
     header = ["Model", "T", "Input Dim", "Classes", "Hidden", "Batch", "LR", "Max Epoch", "Max Norm",
-              "Data Size", "Portion Train", "Seeds", "Final test acc % (min–max)", "Best test acc % (min–max)",
-              "Epoch of first 100% (min–max)", "Seeds at 100%"]
+              "Data Size", "Portion Train", "Forget bias", "Seeds", "Final test acc % (min–max)",
+              "Best test acc % (min–max)", "Epoch of first 100% (min–max)", "Seeds at 100%"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for key, rows in group_results(results):
         cells = [key["model"].upper()] + [f"{key[k]:g}" if isinstance(key[k], float)
                                                                                else str(key[k]) for k in TABLE_KEYS[1:]]
         full = [r["first_full_epoch"] for r in rows]
-        cells += [str(len(rows)), _spread([r["final_test_accuracy"] for r in rows]),
+        bias = "—" if key["model"] != "lstm" else "uniform" if key["forget_bias"] is None else f"{key['forget_bias']:g}"
+        cells += [bias, str(len(rows)), _spread([r["final_test_accuracy"] for r in rows]),
                   _spread([r["best_test_accuracy"] for r in rows]), _spread(full),
                   f"{sum(e is not None for e in full)}/{len(rows)}"]
         lines.append("| " + " | ".join(cells) + " |")
     notes = ["", "Accuracy is on the held-out test split (never seen in training); mean over seeds, "
              "min–max in brackets. 'Epoch of first 100%' counts only seeds that got there."]
-    if any(r["forget_bias"] is not None for r in results):
-        notes.append("Forget-gate bias init: " + ", ".join(sorted({str(r['forget_bias']) for r in results})) + ".")
     if any(r["patience"] for r in results):
         notes.append(f"Runs stop early once test accuracy has stayed at 100% for "
-                     f"{sorted({r['patience'] for r in results})} epochs.")
+                     f"{'/'.join(str(p) for p in sorted({r['patience'] for r in results}))} epochs (--patience).")
+    if any(r.get("give_up") for r in results):
+        notes.append(f"Runs give up once the best test accuracy has not improved for "
+                     f"{'/'.join(str(p) for p in sorted({r['give_up'] for r in results}))} epochs (--give-up).")
     atomic_write_text(out / "results.md", "\n".join(lines + notes) + "\n")
     plot_sweep(out, results, varying)
 

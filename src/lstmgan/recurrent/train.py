@@ -25,7 +25,7 @@ from .rnn import VanillaRNN
 KIND = "palindrome"
 MODELS = {"lstm": LSTM, "rnn": VanillaRNN}
 # flags that may change when a run is resumed: they set how long it runs, not what it computes
-BUDGET_KEYS = {"max_epoch", "patience", "device"}
+BUDGET_KEYS = {"max_epoch", "patience", "give_up", "device"}
 
 
 @dataclass
@@ -46,6 +46,7 @@ class PalindromeConfig:
     seed: int = 0
     device: str = "auto"
     patience: int = 0              # stop once test accuracy has stayed at 100% this many epochs (0: never)
+    give_up: int = 0               # stop once the best test accuracy has not improved for this many epochs (0: never)
     # constant init of the LSTM's b_f; None: uniform like torch (the seed). 3.0 makes σ(b_f)^34 ≈ 0.17,
     # so the first digit's gradient survives T = 35 steps (docs/palindrome.md shows before/after).
     forget_bias: float | None = 3.0
@@ -68,6 +69,7 @@ class PalindromeConfig:
         need(math.isfinite(self.max_norm) and self.max_norm > 0, "max-norm", "positive", self.max_norm)
         need(0 < self.portion_train < 1, "portion-train", "strictly between 0 and 1", self.portion_train)
         need(self.patience >= 0, "patience", "0 (off) or a positive number of epochs", self.patience)
+        need(self.give_up >= 0, "give-up", "0 (off) or a positive number of epochs", self.give_up)
         need(self.forget_bias is None or math.isfinite(self.forget_bias), "forget-bias", "a finite number",
              self.forget_bias)
         n = min(self.data_size, num_palindromes(self.input_length, self.num_classes))
@@ -133,6 +135,7 @@ class Position:
     step: int = 0
     global_step: int = 0
     epochs_at_full: int = 0
+    epochs_since_best: int = 0
 
 
 def train(config: PalindromeConfig | dict, out, resume: bool = False, progress: bool = True) -> dict:
@@ -175,7 +178,7 @@ def train(config: PalindromeConfig | dict, out, resume: bool = False, progress: 
 
     bar = progress_bar(config.max_epoch * steps_per_epoch, (pos.epoch - 1) * steps_per_epoch + pos.step,
                        f"{config.model} T={config.input_length}", progress)
-    stopped_early = pos.epochs_at_full >= config.patience > 0
+    stopped_early = stop_reason(config, pos)
     with StopRequest() as stop, bar:
         while pos.epoch <= config.max_epoch and not stopped_early:
             batches = epoch_order(config.seed, pos.epoch, len(train_set)).to(device).split(config.batch_size)
@@ -194,9 +197,10 @@ def train(config: PalindromeConfig | dict, out, resume: bool = False, progress: 
             test_loss, test_acc = evaluate(model, test_set)
             run.log({"epoch": pos.epoch, "train_loss": loss_sum / count, "train_accuracy": correct / count,
                      "test_loss": test_loss, "test_accuracy": test_acc})
-            pos.epochs_at_full = pos.epochs_at_full + 1 if test_acc == 1.0 else 0
-            stopped_early = pos.epochs_at_full >= config.patience > 0
             best = test_acc > max(run.metric_column("test_accuracy")[:-1], default=-1.0)
+            pos.epochs_at_full = pos.epochs_at_full + 1 if test_acc == 1.0 else 0
+            pos.epochs_since_best = 0 if best else pos.epochs_since_best + 1
+            stopped_early = stop_reason(config, pos)
             pos.epoch, pos.step = pos.epoch + 1, 0
             save("best" if best else None)
             bar.set_postfix(epoch=pos.epoch - 1, train_acc=f"{correct / count:.3f}", test_acc=f"{test_acc:.3f}")
@@ -206,7 +210,16 @@ def train(config: PalindromeConfig | dict, out, resume: bool = False, progress: 
     return summary
 
 
-def summarize(run: Run, config: PalindromeConfig, stopped_early: bool) -> dict:
+def stop_reason(config: PalindromeConfig, pos: Position) -> str | None:
+    """Why training may stop before max_epoch: solved (--patience) or stalled (--give-up)."""
+    if pos.epochs_at_full >= config.patience > 0:
+        return "solved"
+    if pos.epochs_since_best >= config.give_up > 0:
+        return "stalled"
+    return None
+
+
+def summarize(run: Run, config: PalindromeConfig, stopped_early: str | None) -> dict:
     test_acc = run.metric_column("test_accuracy")
     full = [row["epoch"] for row in run.rows if row["test_accuracy"] == 1.0]
     best = max(range(len(test_acc)), key=lambda k: test_acc[k]) if test_acc else None
