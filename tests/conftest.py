@@ -1,8 +1,10 @@
+import gzip
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -38,3 +40,21 @@ def cli(*args, env=None, timeout=600, **kwargs) -> subprocess.CompletedProcess:
 def snapshot_tree(root: Path) -> dict:
     """{relative path: bytes} of every file under root, to show a command changed nothing."""
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(Path(root).rglob("*")) if p.is_file()}
+
+
+def idx_bytes(array: np.ndarray, magic_type: int = 0x08) -> bytes:
+    """An IDX file's bytes: zero, zero, type, ndim, big-endian dimensions, then the data."""
+    header = bytes([0, 0, magic_type, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    return header + array.astype(np.uint8).tobytes()
+
+
+def write_idx_set(folder: Path, n: int = 256, split: str = "train", seed: int = 0) -> Path:
+    """A small MNIST-format split of random images and labels (for mechanics, not learning)."""
+    from lstmgan.gan.mnist import SPLITS
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    images_name, labels_name = SPLITS[split]
+    (folder / f"{images_name}.gz").write_bytes(gzip.compress(idx_bytes(rng.integers(0, 256, (n, 28, 28))), mtime=0))
+    (folder / f"{labels_name}.gz").write_bytes(gzip.compress(idx_bytes(rng.integers(0, 10, (n,))), mtime=0))
+    return folder

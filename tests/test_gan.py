@@ -14,7 +14,7 @@ from lstmgan.gan.classifier import load_classifier
 from lstmgan.gan.train import GANConfig, generate, train
 from lstmgan.seeding import generator
 
-from conftest import cli
+from conftest import cli, write_idx_set
 
 
 def short(**kw):
@@ -154,11 +154,12 @@ def test_evaluate_prints_metrics_with_the_real_floor(trained):
     assert result["classifier"]["test_accuracy"] >= 0.99
 
 
-def test_lr_decay_changes_nothing_before_its_start_and_reaches_zero(tmp_path, mnist_dir):
+def test_lr_decay_changes_nothing_before_its_start_and_reaches_zero(tmp_path):
     from lstmgan.gan.train import learning_rate
 
-    cfg = GANConfig(n_epochs=3, batch_size=6000, lr_decay_from=1, save_interval=1000, log_interval=5,
-                    snapshot_interval=1, device="cpu", data_dir=str(mnist_dir))
+    tiny = write_idx_set(write_idx_set(tmp_path / "tiny", 256), 64, split="test")   # 8 batches an epoch
+    cfg = GANConfig(n_epochs=3, batch_size=32, lr_decay_from=1, save_interval=1000, log_interval=4,
+                    snapshot_interval=1, device="cpu", data_dir=str(tiny))
     assert learning_rate(cfg, 9, 30, 10) == cfg.lr and learning_rate(cfg, 20, 30, 10) == cfg.lr / 2
     assert learning_rate(cfg, 30, 30, 10) == 0.0
     train(cfg, tmp_path / "decay", progress=False)

@@ -13,7 +13,7 @@ import pytest
 from lstmgan.errors import UsageError
 from lstmgan.gan import mnist
 
-from conftest import cli, snapshot_tree
+from conftest import cli, idx_bytes, snapshot_tree
 
 OFFICIAL_TRAIN = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 OFFICIAL_TEST = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
@@ -33,11 +33,6 @@ def test_lookup_uses_env_dir(mnist_dir):
 
 
 # ---- synthetic IDX files
-
-def idx_bytes(array: np.ndarray, magic_type: int = 0x08) -> bytes:
-    header = bytes([0, 0, magic_type, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
-    return header + array.astype(np.uint8).tobytes()
-
 
 def write_set(folder: Path, n_images=20, n_labels=20, gz=True, images_blob=None, labels_blob=None,
               split="train"):
