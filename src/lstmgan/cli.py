@@ -113,8 +113,9 @@ def cmd_gan_train(args):
             "seed", "device", "log_interval", "eval_interval", "eval_samples", "ema_decay", "snapshot_interval",
             "max_iterations", "lr_decay_from", "label_smoothing", "d_dropout"]
     config = given(args, keys)
-    if args.conditional:
-        config["conditional"] = True
+    for switch in ("conditional", "minibatch_std"):
+        if getattr(args, switch):
+            config[switch] = True
     summary = train(config, args.out or default_out("gan"), resume=args.resume, progress=not args.quiet)
     print(f"{summary['iterations']} iterations; run saved in {summary['run']}")
 
@@ -230,6 +231,8 @@ def build_parser() -> Parser:
                               ("seed", int, "(default: 0)")]:
         flag(p, name, type=kind, help=help_, default=UNSET)
     flag(p, "conditional", action="store_true", help="condition both networks on the digit label (cGAN)")
+    flag(p, "minibatch-std", action="store_true", help="give D's last layer the batch's variety as a feature "
+                                                        "(ProGAN's minibatch standard deviation; off in the seed)")
     flag(p, "dataset", choices=["mnist", "fashion-mnist"], default=UNSET, help="(default: mnist)")
     flag(p, "data-dir", default=UNSET, help="folder with the four IDX files")
     flag(p, "device", default=UNSET, help="(default: auto)")

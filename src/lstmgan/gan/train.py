@@ -57,6 +57,7 @@ class GANConfig:
     lr_decay_from: int = 0         # > 0: after this epoch, both learning rates fall linearly to 0 at the end
     label_smoothing: float = 0.0   # > 0: D's target for real images is 1 - this (one-sided smoothing)
     d_dropout: float = 0.0         # > 0: dropout after each hidden layer of D
+    minibatch_std: bool = False    # D's last layer also sees the batch's variety (ProGAN's minibatch std)
 
     def validate(self) -> "GANConfig":
         def need(ok: bool, flag: str, rule: str, value):
@@ -212,7 +213,7 @@ def train(config: GANConfig | dict, out, resume: bool = False, progress: bool = 
 
     seed_everything(config.seed)
     G = Generator(config.latent_dim, config.num_classes).to(device)
-    D = Discriminator(config.num_classes, config.d_dropout).to(device)
+    D = Discriminator(config.num_classes, config.d_dropout, config.minibatch_std).to(device)
     opt_G, opt_D = (adam(net.parameters(), config.lr, (config.b1, config.b2), device) for net in (G, D))
     ema = EMA(G, config.ema_decay) if config.ema_decay else None
     noise = generator(config.seed, 0x2015E)

@@ -98,7 +98,8 @@ def make_palindrome_splits(input_length: int, data_size: int = 100000, portion_t
     """
     total = num_palindromes(input_length, num_classes)
     if data_size > total:
-        warnings.warn(f"only {total} distinct palindromes of length {input_length + 1} exist; "
+        warnings.warn(f"only {total} distinct palindromes of length {input_length + 1} exist (input length "
+                      f"{input_length} + the target); "
                       f"using all {total} instead of data_size {data_size}", DataSizeWarning, stacklevel=2)
         data_size = total
     pool = random_palindromes(data_size, input_length, num_classes, seed)
