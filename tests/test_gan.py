@@ -191,3 +191,18 @@ def test_discriminator_options_are_saved_and_off_by_default(tmp_path):
     assert state["discriminator"]["net.7.weight"].shape == (1, 257)       # 256 features + the batch-variety one
     assert json.loads((run / "config.json").read_text())["minibatch_std"] is True
     assert GANConfig().minibatch_std is False and GANConfig().d_dropout == 0 and GANConfig().label_smoothing == 0
+
+
+def test_best_checkpoint_is_the_lowest_fid_evaluation(tmp_path, monkeypatch):
+    import lstmgan.gan.train as gan_train
+
+    scripted = iter([50.0, 30.0, 40.0, 60.0])                  # FID per epoch: the best is epoch 2
+    monkeypatch.setattr(gan_train, "evaluate_generator", lambda *a: {"fid": next(scripted)})
+    tiny = write_idx_set(write_idx_set(tmp_path / "tiny", 128), 64, split="test")
+    run = tmp_path / "best"
+    train(GANConfig(n_epochs=4, batch_size=32, save_interval=1000, eval_interval=1, eval_samples=64,
+                    snapshot_interval=1, device="cpu", data_dir=str(tiny)), run, progress=False)
+    load = lambda name: torch.load(run / "checkpoints" / name, weights_only=True)  # noqa: E731
+    best, epoch_2 = load("best.pt"), load("epoch_002.pt")
+    assert best["progress"] == epoch_2["progress"]
+    assert all(torch.equal(best["model"][k], epoch_2["model"][k]) for k in best["model"])

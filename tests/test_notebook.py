@@ -18,10 +18,10 @@ def test_shipped_generators_are_registered_and_small():
         assert path.is_file() and path.stat().st_size < 4_000_000       # fp16 generator only
 
 
-def test_notebook_executes_without_errors(tmp_path):
+def test_notebook_executes_without_errors(tmp_path, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")       # the kernel inherits this process's environment
     nb = nbformat.read(NOTEBOOK, as_version=4)
     assert any(cell.get("outputs") for cell in nb.cells if cell.cell_type == "code"), "saved without outputs"
-    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}},
-                   env={"OMP_NUM_THREADS": "1"}).execute()
+    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
     errors = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs if o.output_type == "error"]
     assert not errors

@@ -138,12 +138,12 @@ class Run:
         writer.writerows(self.rows)
         atomic_write_text(self.metrics_path, buffer.getvalue())
 
-    def save_checkpoint(self, kind: str, config: dict, snapshot: str | None = None, **state) -> None:
-        """Write last.pt atomically (and `checkpoints/<snapshot>.pt` when named)."""
+    def save_checkpoint(self, kind: str, config: dict, snapshot: str | list[str] | None = None, **state) -> None:
+        """Write last.pt atomically (and `checkpoints/<name>.pt` for each snapshot name given)."""
         state["metrics"] = self.rows
         save_checkpoint(self.last_checkpoint, kind, config, **state)
-        if snapshot:
-            save_checkpoint(self.checkpoints / f"{snapshot}.pt", kind, config, **state)
+        for name in [snapshot] if isinstance(snapshot, str) else snapshot or []:
+            save_checkpoint(self.checkpoints / f"{name}.pt", kind, config, **state)
 
     def metric_column(self, name: str) -> list:
         return [row[name] for row in self.rows]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm  # text bars: tqdm.auto needs ipywidgets in notebooks
 
 from .errors import TrainingDiverged
 

@@ -231,7 +231,7 @@ def train(config: GANConfig | dict, out, resume: bool = False, progress: bool = 
     if config.max_iterations:
         total = min(total, config.max_iterations)
 
-    def save(snapshot: str | None = None) -> None:
+    def save(snapshot: str | list[str] | None = None) -> None:
         step_log.check()
         assert_finite_parameters(G, D, where=f"by iteration {pos.iteration}")
         run.save_checkpoint(KIND, asdict(config), snapshot, model=sampler().state_dict(),
@@ -269,19 +269,27 @@ def train(config: GANConfig | dict, out, resume: bool = False, progress: bool = 
                         f"interrupted at iteration {pos.iteration} (epoch {pos.epoch}); checkpoint saved. "
                         f"Resume with: lstmgan gan train --out {run.path} --resume", stop.signal_number)
             if pos.step == len(batches):    # an epoch ended
-                finished = pos.epoch
+                finished, snapshots = pos.epoch, []
                 if meter and (finished == 1 or finished % config.eval_interval == 0):
                     scores = evaluate_generator(sampler(), meter, config.eval_samples, config.seed)
+                    if scores["fid"] < min(map(none_last, run.metric_column("fid")), default=math.inf):
+                        snapshots.append("best")     # lowest FID so far, kept as checkpoints/best.pt
                     log_row(scores)
                     bar.set_postfix(epoch=finished, fid=f"{scores['fid']:.2f}")
                 pos.epoch, pos.step = pos.epoch + 1, 0
-                keep = config.snapshot_interval and (finished == 1 or finished % config.snapshot_interval == 0)
-                save(f"epoch_{finished:03d}" if keep else None)
+                if config.snapshot_interval and (finished == 1 or finished % config.snapshot_interval == 0):
+                    snapshots.append(f"epoch_{finished:03d}")
+                save(snapshots)
     save_samples(run, sampler(), grid_z, grid_labels, pos.iteration)
     save()
     plot_run(run)
     return {"iterations": pos.iteration, "epochs_completed": pos.epoch - 1,
             "run": str(run.path), "last": run.rows[-1] if run.rows else {}}
+
+
+def none_last(value) -> float:
+    """Sort key for metric cells: rows without an evaluation ('' or None) count as +inf."""
+    return math.inf if value in ("", None) else float(value)
 
 
 def restore(state, G, D, opt_G, opt_D, ema, noise, step_log) -> None:
