@@ -206,3 +206,16 @@ def test_best_checkpoint_is_the_lowest_fid_evaluation(tmp_path, monkeypatch):
     best, epoch_2 = load("best.pt"), load("epoch_002.pt")
     assert best["progress"] == epoch_2["progress"]
     assert all(torch.equal(best["model"][k], epoch_2["model"][k]) for k in best["model"])
+
+
+def test_resume_refuses_an_option_the_saved_run_predates(tmp_path):
+    from lstmgan.errors import UsageError
+    from lstmgan.gan.train import BUDGET_KEYS, KIND
+    from lstmgan.runs import resolve_config
+
+    old = {k: v for k, v in GANConfig(device="cpu").__dict__.items() if k != "lr_decay_from"}
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "config.json").write_text(json.dumps(old))    # saved before --lr-decay-from existed
+    with pytest.raises(UsageError, match="--lr-decay-from 50 differs from the run being resumed"):
+        resolve_config(GANConfig, {"lr_decay_from": 50}, tmp_path / "old", True, KIND, BUDGET_KEYS)
+    assert resolve_config(GANConfig, {"lr_decay_from": 0}, tmp_path / "old", True, KIND, BUDGET_KEYS).lr_decay_from == 0

@@ -18,7 +18,7 @@ import csv
 import io
 import json
 import platform
-from dataclasses import asdict, is_dataclass
+from dataclasses import MISSING, asdict, fields, is_dataclass
 from pathlib import Path
 
 import torch
@@ -63,7 +63,10 @@ def resolve_config(config_class, given, out, resume: bool, kind: str, budget_key
     `given` is a config instance or a dict of the values the user set."""
     values = asdict(given) if is_dataclass(given) else dict(given)
     if resume:
-        values = resolve_resume_config(Run(out).saved_config(kind), values, budget_keys)
+        # a run saved before an option existed ran with that option's default
+        defaults = {f.name: f.default for f in fields(config_class) if f.default is not MISSING}
+        saved = {**defaults, **Run(out).saved_config(kind)}
+        values = resolve_resume_config(saved, values, budget_keys)
     return config_class.from_dict(values).validate()
 
 
