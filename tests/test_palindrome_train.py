@@ -4,9 +4,11 @@ import csv
 import json
 import warnings
 
+import pytest
 import torch
 
 from lstmgan import load_checkpoint
+from lstmgan.errors import UsageError
 from lstmgan.recurrent.sweep import sweep
 from lstmgan.recurrent.train import PalindromeConfig, train
 
@@ -105,6 +107,13 @@ def test_sweep_writes_table_and_figures(tmp_path):
                   {"max_epoch": 2, "batch_size": 50, "learning_rate": 0.01, "device": "cpu"}, out,
                   resume=True, progress=False)
     assert [r["final_test_accuracy"] for r in again] == [r["final_test_accuracy"] for r in results]
+    # a resume may change the budget (epochs, patience), never what is trained
+    grid = {"model": ["lstm", "rnn"], "input_length": [4, 6], "seed": [0, 1]}
+    sweep(grid, {"max_epoch": 3, "batch_size": 50, "learning_rate": 0.01, "device": "cpu"}, out, resume=True,
+          progress=False)
+    with pytest.raises(UsageError, match="started with other flags"):
+        sweep(grid, {"max_epoch": 3, "batch_size": 50, "learning_rate": 0.1, "device": "cpu"}, out, resume=True,
+              progress=False)
 
 
 def test_cli_sweep_with_a_varied_flag(tmp_path):

@@ -19,7 +19,7 @@ from pathlib import Path
 from ..errors import UsageError
 from ..plots import line_plot, pyplot
 from ..runs import atomic_write_text
-from .train import PalindromeConfig, train
+from .train import BUDGET_KEYS, PalindromeConfig, train
 
 SHORT = {"model": "", "input_length": "T", "seed": "s", "learning_rate": "lr", "num_hidden": "h",
          "input_dim": "d", "batch_size": "b", "forget_bias": "fb", "max_norm": "mn", "data_size": "n",
@@ -37,6 +37,11 @@ def expand_grid(grid: dict[str, list]) -> list[dict]:
 def run_name(point: dict) -> str:
     parts = [f"{SHORT.get(k, k)}{v}" for k, v in point.items()]
     return "-".join(parts).replace("/", "_")
+
+
+def without_budget(spec: dict) -> dict:
+    """A sweep's flags less the budget ones (epochs, patience...), which a resume may change."""
+    return {"grid": spec["grid"], "fixed": {k: v for k, v in spec["fixed"].items() if k not in BUDGET_KEYS}}
 
 
 def _train_one(config: dict, out: str, resume: bool, threads: int | None) -> dict:
@@ -60,9 +65,10 @@ def sweep(grid: dict[str, list], fixed: dict, out, resume: bool = False, jobs: i
         if not (out / "sweep.json").is_file():
             raise UsageError(f"--resume: {out} holds no sweep to resume (expected {out / 'sweep.json'})")
         saved = json.loads((out / "sweep.json").read_text())
-        if saved != json.loads(json.dumps(spec)):
-            raise UsageError(f"--resume: the sweep in {out} was started with other flags; "
-                             "repeat them exactly, or start a new sweep in another --out")
+        if without_budget(saved) != without_budget(json.loads(json.dumps(spec))):
+            raise UsageError(f"--resume: the sweep in {out} was started with other flags; repeat them exactly "
+                             f"(only {', '.join('--' + k.replace('_', '-') for k in sorted(BUDGET_KEYS))} "
+                             "may change), or start a new sweep in another --out")
     elif out.exists() and any(out.iterdir()):
         raise UsageError(f"--out {out} already exists and is not empty; pass --resume to continue that sweep, "
                          "or choose a new directory")
