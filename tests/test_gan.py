@@ -170,27 +170,14 @@ def test_lr_decay_changes_nothing_before_its_start_and_reaches_zero(tmp_path):
         assert all(torch.equal(a[k], b[k]) for k in a) == same, name
 
 
-def test_minibatch_std_sees_a_batch_without_variety():
-    from lstmgan.gan.models import MinibatchStd
-
-    feature = MinibatchStd(group=4)
-    same, varied = torch.ones(8, 5), torch.randn(8, 5, generator=torch.Generator().manual_seed(0))
-    assert feature(same).shape == (8, 6) and feature(same)[:, -1].max() < 1e-3
-    assert feature(varied)[:, -1].min() > 0.3
-    assert torch.equal(feature(varied)[:, :5], varied)
-    odd = feature(torch.randn(7, 5))                     # a last batch not divisible by the group: one group
-    assert torch.allclose(odd[:, -1], odd[0, -1].expand(7))
-
-
-def test_discriminator_options_are_saved_and_off_by_default(tmp_path):
+def test_discriminator_dropout_is_an_option_off_by_default(tmp_path):
     tiny = write_idx_set(write_idx_set(tmp_path / "tiny", 128), 64, split="test")
-    run = tmp_path / "options"
-    train(GANConfig(n_epochs=1, batch_size=32, save_interval=1000, device="cpu", data_dir=str(tiny),
-                    minibatch_std=True, d_dropout=0.3, label_smoothing=0.1), run, progress=False)
-    state = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
-    assert state["discriminator"]["net.7.weight"].shape == (1, 257)       # 256 features + the batch-variety one
-    assert json.loads((run / "config.json").read_text())["minibatch_std"] is True
-    assert GANConfig().minibatch_std is False and GANConfig().d_dropout == 0 and GANConfig().label_smoothing == 0
+    run = tmp_path / "dropout"
+    train(GANConfig(n_epochs=1, batch_size=32, save_interval=1000, device="cpu", data_dir=str(tiny), d_dropout=0.3),
+          run, progress=False)
+    assert json.loads((run / "config.json").read_text())["d_dropout"] == 0.3
+    assert any(isinstance(m, torch.nn.Dropout) for m in Discriminator(dropout=0.3).modules())
+    assert GANConfig().d_dropout == 0 and not any(isinstance(m, torch.nn.Dropout) for m in Discriminator().modules())
 
 
 def test_best_checkpoint_is_the_lowest_fid_evaluation(tmp_path, monkeypatch):

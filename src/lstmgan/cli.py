@@ -111,11 +111,10 @@ def cmd_gan_train(args):
 
     keys = ["n_epochs", "batch_size", "lr", "b1", "b2", "latent_dim", "save_interval", "dataset", "data_dir",
             "seed", "device", "log_interval", "eval_interval", "eval_samples", "ema_decay", "snapshot_interval",
-            "max_iterations", "lr_decay_from", "label_smoothing", "d_dropout"]
+            "max_iterations", "lr_decay_from", "d_dropout"]
     config = given(args, keys)
-    for switch in ("conditional", "minibatch_std"):
-        if getattr(args, switch):
-            config[switch] = True
+    if args.conditional:
+        config["conditional"] = True
     summary = train(config, args.out or default_out("gan"), resume=args.resume, progress=not args.quiet)
     print(f"{summary['iterations']} iterations; run saved in {summary['run']}")
 
@@ -226,13 +225,10 @@ def build_parser() -> Parser:
                               ("max-iterations", int, "stop after this many iterations (default: 0, none)"),
                               ("lr-decay-from", int, "after this epoch, decay the learning rates linearly to 0 "
                                                      "(default: 0, off: the seed's constant rate)"),
-                              ("label-smoothing", float, "D's target for real images is 1 minus this (default: 0)"),
                               ("d-dropout", float, "dropout after each hidden layer of D (default: 0)"),
                               ("seed", int, "(default: 0)")]:
         flag(p, name, type=kind, help=help_, default=UNSET)
     flag(p, "conditional", action="store_true", help="condition both networks on the digit label (cGAN)")
-    flag(p, "minibatch-std", action="store_true", help="give D's last layer the batch's variety as a feature "
-                                                        "(ProGAN's minibatch standard deviation; off in the seed)")
     flag(p, "dataset", choices=["mnist", "fashion-mnist"], default=UNSET, help="(default: mnist)")
     flag(p, "data-dir", default=UNSET, help="folder with the four IDX files")
     flag(p, "device", default=UNSET, help="(default: auto)")

@@ -50,32 +50,12 @@ class Generator(nn.Module):
         return self.net(z).view(-1, *IMAGE_SHAPE)
 
 
-class MinibatchStd(nn.Module):
-    """Appends one feature: how much the batch varies (Karras et al. 2018, ProGAN).
-
-    For groups of `group` samples, s = mean over features of the standard deviation across
-    the group; every sample gets its group's s. A generator that repeats itself yields
-    batches with small s, which real batches never have, so D can see the missing variety."""
-
-    def __init__(self, group: int = 4):
-        super().__init__()
-        self.group = group
-
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
-        n = len(h)
-        group = self.group if n % self.group == 0 else n      # odd-sized last batch: one group
-        grouped = h.reshape(group, -1, h.shape[1])              # [group, n / group, features]
-        s = grouped.var(dim=0, unbiased=False).add(1e-8).sqrt().mean(dim=1)   # [n / group]
-        return torch.cat([h, s.repeat(group).unsqueeze(1)], dim=1)
-
-
 class Discriminator(nn.Module):
     """images [N, 1, 28, 28] (+ labels) -> logit [N, 1] that the image is real.
 
-    Options off in the seed's network: `dropout` > 0 adds Dropout after each hidden
-    activation; `minibatch_std` feeds the last layer a batch-variety feature (MinibatchStd)."""
+    `dropout` > 0 adds Dropout after each hidden activation (off in the seed's network)."""
 
-    def __init__(self, num_classes: int = 0, dropout: float = 0.0, minibatch_std: bool = False):
+    def __init__(self, num_classes: int = 0, dropout: float = 0.0):
         super().__init__()
         self.num_classes = num_classes
         self.label_embedding = nn.Embedding(num_classes, num_classes) if num_classes else None
@@ -83,9 +63,6 @@ class Discriminator(nn.Module):
         for out in DISCRIMINATOR_WIDTHS:
             layers += [nn.Linear(width, out), nn.LeakyReLU(0.2)] + ([nn.Dropout(dropout)] if dropout else [])
             width = out
-        if minibatch_std:
-            layers.append(MinibatchStd())
-            width += 1
         layers.append(nn.Linear(width, 1))
         self.net = nn.Sequential(*layers)
 

@@ -55,9 +55,7 @@ class GANConfig:
     snapshot_interval: int = 10    # epochs between kept snapshots (and epoch 1); 0: none
     max_iterations: int = 0        # stop after this many iterations in all (0: run n_epochs)
     lr_decay_from: int = 0         # > 0: after this epoch, both learning rates fall linearly to 0 at the end
-    label_smoothing: float = 0.0   # > 0: D's target for real images is 1 - this (one-sided smoothing)
     d_dropout: float = 0.0         # > 0: dropout after each hidden layer of D
-    minibatch_std: bool = False    # D's last layer also sees the batch's variety (ProGAN's minibatch std)
 
     def validate(self) -> "GANConfig":
         def need(ok: bool, flag: str, rule: str, value):
@@ -73,7 +71,6 @@ class GANConfig:
         need(math.isfinite(self.lr) and self.lr > 0, "lr", "positive", self.lr)
         need(0 <= self.b1 < 1 and 0 <= self.b2 < 1, "b1/--b2", "in [0, 1)", (self.b1, self.b2))
         need(0 <= self.ema_decay < 1, "ema-decay", "in [0, 1)", self.ema_decay)
-        need(0 <= self.label_smoothing < 0.5, "label-smoothing", "in [0, 0.5)", self.label_smoothing)
         need(0 <= self.d_dropout < 1, "d-dropout", "in [0, 1)", self.d_dropout)
         need(self.dataset in mnist.DATASETS, "dataset", " or ".join(mnist.DATASETS), self.dataset)
         need(self.batch_size <= 60000, "batch-size", "at most the 60000 training images", self.batch_size)
@@ -91,19 +88,17 @@ class GANConfig:
         return 10 if self.conditional else 0
 
 
-def adversarial_step(G, D, opt_G, opt_D, real, z, real_labels=None, fake_labels=None,
-                     real_target: float = 1.0) -> torch.Tensor:
+def adversarial_step(G, D, opt_G, opt_D, real, z, real_labels=None, fake_labels=None) -> torch.Tensor:
     """One discriminator step, then one generator step; returns [d_loss, g_loss, D(x), D(G(z))].
 
     Real and generated images go through D in one batch (D has no batch norm, so this is
     the same as two calls). During the generator step D's weights need no gradients.
-    `real_target` < 1 is one-sided label smoothing for D; G always aims at 1.
     """
     n = len(real)
     fake = G(z, fake_labels)
     labels = None if real_labels is None else torch.cat([real_labels, fake_labels])
     logits = D(torch.cat([real.view(n, -1), fake.detach().view(n, -1)]), labels)
-    targets = torch.cat([torch.full((n, 1), real_target, device=real.device), torch.zeros(n, 1, device=real.device)])
+    targets = torch.cat([torch.ones(n, 1, device=real.device), torch.zeros(n, 1, device=real.device)])
     d_loss = F.binary_cross_entropy_with_logits(logits, targets)          # = (real loss + fake loss) / 2
     opt_D.zero_grad(set_to_none=True)
     d_loss.backward()
@@ -213,7 +208,7 @@ def train(config: GANConfig | dict, out, resume: bool = False, progress: bool = 
 
     seed_everything(config.seed)
     G = Generator(config.latent_dim, config.num_classes).to(device)
-    D = Discriminator(config.num_classes, config.d_dropout, config.minibatch_std).to(device)
+    D = Discriminator(config.num_classes, config.d_dropout).to(device)
     opt_G, opt_D = (adam(net.parameters(), config.lr, (config.b1, config.b2), device) for net in (G, D))
     ema = EMA(G, config.ema_decay) if config.ema_decay else None
     noise = generator(config.seed, 0x2015E)
@@ -251,8 +246,7 @@ def train(config: GANConfig | dict, out, resume: bool = False, progress: bool = 
                 real, real_labels = real_batch(images, labels, batches[pos.step], config.conditional)
                 z, fake_labels = noise_batch(noise, len(real), config, device)
                 set_learning_rate(learning_rate(config, pos.iteration, total, batches_per_epoch), opt_G, opt_D)
-                losses = adversarial_step(G, D, opt_G, opt_D, real, z, real_labels, fake_labels,
-                                          real_target=1.0 - config.label_smoothing)
+                losses = adversarial_step(G, D, opt_G, opt_D, real, z, real_labels, fake_labels)
                 if ema:
                     ema.update(G)
                 pos.step, pos.iteration = pos.step + 1, pos.iteration + 1
