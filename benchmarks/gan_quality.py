@@ -37,7 +37,7 @@ def main():
         result = evaluate_checkpoint(checkpoint, args.n, args.seed, "cpu", args.data_dir, reference=floor is None)
         floor = floor or result.pop("reference_real_data")
         table[checkpoint] = {k: result[k] for k in ("fid", "inception_score", "precision", "recall",
-                                                     "class_kl_to_uniform", "class_histogram", "epoch")
+                                                     "class_kl_to_uniform", "class_histogram", "epochs_completed")
                              if k in result} | ({"conditional_accuracy": result["conditional_accuracy"]}
                                                 if "conditional_accuracy" in result else {})
     table[f"real data ({args.n} training images)"] = {k: v for k, v in floor.items() if k != "what"}

@@ -259,6 +259,7 @@ def build_parser() -> Parser:
     flag(p, "device", default="auto")
     flag(p, "data-dir")
     flag(p, "no-reference", action="store_true", help="skip the real-data reference values")
+    add_threads(p)
     p.set_defaults(handler=cmd_gan_evaluate)
 
     p = gan.add_parser("export", help="write a generator-only fp16 checkpoint")

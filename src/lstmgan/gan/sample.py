@@ -141,8 +141,10 @@ def evaluate_checkpoint(checkpoint, n: int = 10000, seed: int = 0, device: str =
     G = loaded.model
     z = torch.randn(n, G.latent_dim, generator=generator(seed, 0xE7A1))
     labels = torch.arange(n) % 10 if G.conditional else None
-    result = {"checkpoint": str(checkpoint), "dataset": dataset, "n": n, "seed": seed,
-              "conditional": G.conditional, "epoch": loaded.data.get("progress", {}).get("epoch"),
+    progress = loaded.data.get("progress", {})
+    result = {"checkpoint": str(checkpoint), "dataset": dataset, "n": n, "seed": seed, "conditional": G.conditional,
+              # progress["epoch"] is the epoch a resume would start, so one more than the epochs done
+              "epochs_completed": progress["epoch"] - 1 if "epoch" in progress else None,
               **meter.score(generate(G, z, labels), labels)}
     if reference:
         result["reference_real_data"] = {"what": f"{min(n, 60000)} real training images vs the test set",
