@@ -5,7 +5,7 @@
     state = run.resume_state(kind) if resume else None
     run.start(config)                     # creates the directory, writes config.json
     run.log({...})                        # one metrics.csv row
-    run.save_checkpoint(kind, config, model=..., ...)   # last.pt (+ a named snapshot)
+    run.save_checkpoint(kind, config, model=..., ...)   # last.pt (+ named snapshots)
 
 The checkpoint carries the metrics rows logged so far, so a resumed run rewrites
 metrics.csv to exactly what it was when the checkpoint was taken: rows logged after it
@@ -141,11 +141,11 @@ class Run:
         writer.writerows(self.rows)
         atomic_write_text(self.metrics_path, buffer.getvalue())
 
-    def save_checkpoint(self, kind: str, config: dict, snapshot: str | list[str] | None = None, **state) -> None:
+    def save_checkpoint(self, kind: str, config: dict, snapshots: tuple[str, ...] = (), **state) -> None:
         """Write last.pt atomically (and `checkpoints/<name>.pt` for each snapshot name given)."""
         state["metrics"] = self.rows
         save_checkpoint(self.last_checkpoint, kind, config, **state)
-        for name in [snapshot] if isinstance(snapshot, str) else snapshot or []:
+        for name in snapshots:
             save_checkpoint(self.checkpoints / f"{name}.pt", kind, config, **state)
 
     def metric_column(self, name: str) -> list:

@@ -226,10 +226,10 @@ def train(config: GANConfig | dict, out, resume: bool = False, progress: bool = 
     if config.max_iterations:
         total = min(total, config.max_iterations)
 
-    def save(snapshot: str | list[str] | None = None) -> None:
+    def save(*snapshots: str) -> None:
         step_log.check()
         assert_finite_parameters(G, D, where=f"by iteration {pos.iteration}")
-        run.save_checkpoint(KIND, asdict(config), snapshot, model=sampler().state_dict(),
+        run.save_checkpoint(KIND, asdict(config), snapshots, model=sampler().state_dict(),
                             generator=G.state_dict(), discriminator=D.state_dict(),
                             optimizer_G=opt_G.state_dict(), optimizer_D=opt_D.state_dict(),
                             ema=ema.model.state_dict() if ema else {}, progress=asdict(pos),
@@ -273,7 +273,7 @@ def train(config: GANConfig | dict, out, resume: bool = False, progress: bool = 
                 pos.epoch, pos.step = pos.epoch + 1, 0
                 if config.snapshot_interval and (finished == 1 or finished % config.snapshot_interval == 0):
                     snapshots.append(f"epoch_{finished:03d}")
-                save(snapshots)
+                save(*snapshots)
     save_samples(run, sampler(), grid_z, grid_labels, pos.iteration)
     save()
     plot_run(run)

@@ -169,10 +169,10 @@ def train(config: PalindromeConfig | dict, out, resume: bool = False, progress: 
     run.start(asdict(config) | {"resolved_device": str(device), "train_size": len(train_set),
                                 "test_size": len(test_set)})
 
-    def save(snapshot: str | None = None) -> None:
+    def save(*snapshots: str) -> None:
         step_log.check()
         assert_finite_parameters(model, where=f"at epoch {pos.epoch}, step {pos.step}")
-        run.save_checkpoint(KIND, asdict(config), snapshot, model=model.state_dict(),
+        run.save_checkpoint(KIND, asdict(config), snapshots, model=model.state_dict(),
                             optimizer=optimizer.state_dict(), progress=asdict(pos), step_log=step_log.state(),
                             rng={"torch": torch.get_rng_state()})
 
@@ -202,7 +202,7 @@ def train(config: PalindromeConfig | dict, out, resume: bool = False, progress: 
             pos.epochs_since_best = 0 if best else pos.epochs_since_best + 1
             stopped_early = stop_reason(config, pos)
             pos.epoch, pos.step = pos.epoch + 1, 0
-            save("best" if best else None)
+            save(*(("best",) if best else ()))
             bar.set_postfix(epoch=pos.epoch - 1, train_acc=f"{correct / count:.3f}", test_acc=f"{test_acc:.3f}")
     summary = summarize(run, config, stopped_early)
     plot_curves(run, config)
