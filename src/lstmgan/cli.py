@@ -50,13 +50,16 @@ def _palindrome_flags(parser, many: bool = False, skip=()):
     spec = [("input-length", int), ("input-dim", int), ("num-classes", int), ("num-hidden", int),
             ("batch-size", int), ("learning-rate", float), ("max-epoch", int), ("max-norm", float),
             ("data-size", int), ("portion-train", float), ("patience", int), ("give-up", int),
-            ("forget-bias", float)]
+            ("forget-bias", float), ("init-from", str)]
     spec = [(name, kind) for name, kind in spec if name not in skip]
     for name, kind in spec:
         default = defaults[name.replace("-", "_")]
         help_ = f"(default: {default})"
         if name == "forget-bias":
-            kind, help_ = forget_bias, f"LSTM forget-gate bias init, or 'uniform' as torch (the seed) ({help_})"
+            kind, help_ = forget_bias, ("LSTM forget-gate bias init: a number, 'uniform' as torch (the seed), or "
+                                        f"'chrono' / 'chrono:N' (chrono init, T_max = input length / N) ({help_})")
+        if name == "init-from":
+            help_ = "start from this palindrome checkpoint's weights (e.g. a shorter T: a curriculum)"
         flag(parser, name, type=kind, nargs=nargs, metavar=name.split("-")[-1].upper(), help=help_, default=UNSET)
     flag(parser, "device", default=UNSET, help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps "
                                                "(default: auto)")
@@ -64,13 +67,21 @@ def _palindrome_flags(parser, many: bool = False, skip=()):
 
 
 def forget_bias(text: str):
-    """--forget-bias: a number, or 'uniform' for torch's init (stored as None)."""
-    if text.strip().lower() in ("uniform", "none"):
+    """--forget-bias: a number, 'uniform' for torch's init (stored as None), or 'chrono' / 'chrono:N'."""
+    from .recurrent.train import chrono_tmax
+
+    word = text.strip().lower()
+    if word in ("uniform", "none"):
         return None
+    if word.startswith("chrono"):
+        if chrono_tmax(word, 2) is None:
+            raise argparse.ArgumentTypeError(f"chrono init needs 'chrono' or 'chrono:N' with an integer N >= 2, "
+                                             f"got {text!r}")
+        return word
     try:
         return float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number or 'uniform', got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected a number, 'uniform' or 'chrono[:N]', got {text!r}") from None
 
 
 def cmd_palindrome_train(args):

@@ -48,14 +48,18 @@ class LSTM(nn.Module):
     autograd. Both use the same parameters and agree to float precision.
 
     Init: every weight and bias uniform in [-1/√H, 1/√H], as `torch.nn.LSTM` does;
-    `forget_bias` (e.g. 1.0) then sets b_f to a constant so the cell starts by remembering.
+    `forget_bias` (e.g. 1.0) then sets b_f to a constant so the cell starts by remembering,
+    and `chrono_tmax` N instead draws chrono init (Tallec & Ollivier, ICLR 2018):
+    b_f ~ log(U[1, N − 1]), b_i = −b_f, forgetting time scales spread up to N steps.
     """
 
     def __init__(self, input_dim: int = 1, num_hidden: int = 128, num_classes: int = 10,
-                 forget_bias: float | None = None, fused: bool = True):
+                 forget_bias: float | None = None, fused: bool = True, chrono_tmax: int | None = None):
         super().__init__()
+        if chrono_tmax is not None and (forget_bias is not None or chrono_tmax < 2):
+            raise ValueError("chrono init needs T_max >= 2 and no constant forget_bias")
         self.input_dim, self.num_hidden, self.num_classes = input_dim, num_hidden, num_classes
-        self.forget_bias = forget_bias
+        self.forget_bias, self.chrono_tmax = forget_bias, chrono_tmax
         self.fused = fused
         H, D = num_hidden, input_dim
         for gate in ("g", "i", "f", "o"):
@@ -72,6 +76,10 @@ class LSTM(nn.Module):
             nn.init.uniform_(p, -bound, bound)
         if self.forget_bias is not None:
             nn.init.constant_(self.b_f, self.forget_bias)
+        if self.chrono_tmax is not None:
+            with torch.no_grad():   # drawn after the uniform init, so every other parameter keeps it
+                self.b_f.uniform_(1, self.chrono_tmax - 1).log_()    # b_f ~ log U[1, T_max − 1]
+                self.b_i.copy_(-self.b_f)                            # b_i = −b_f
 
     def recurrent_weight(self, gate: str) -> nn.Parameter:
         return getattr(self, "W_ih" if gate == "i" else f"W_{gate}h")

@@ -144,7 +144,9 @@ def write_results(out: Path, results: list[dict], varying: list[str]) -> None:
         cells = [key["model"].upper()] + [f"{key[k]:g}" if isinstance(key[k], float)
                                                                                else str(key[k]) for k in TABLE_KEYS[1:]]
         full = [r["first_full_epoch"] for r in rows]
-        bias = "—" if key["model"] != "lstm" else "uniform" if key["forget_bias"] is None else f"{key['forget_bias']:g}"
+        bias = key["forget_bias"]
+        bias = "—" if key["model"] != "lstm" else "uniform" if bias is None else bias if isinstance(bias, str) \
+            else f"{bias:g}"
         cells += [bias, str(len(rows)), _spread([r["final_test_accuracy"] for r in rows]),
                   _spread([r["best_test_accuracy"] for r in rows]), _spread(full),
                   f"{sum(e is not None for e in full)}/{len(rows)}"]

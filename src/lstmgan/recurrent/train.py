@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 import warnings
 from dataclasses import asdict, dataclass, fields
 
@@ -49,7 +50,9 @@ class PalindromeConfig:
     give_up: int = 0               # stop once the best test accuracy has not improved for this many epochs (0: never)
     # constant init of the LSTM's b_f; None: uniform like torch (the seed). 3.0 makes σ(b_f)^34 ≈ 0.17,
     # so the first digit's gradient survives T = 35 steps (docs/palindrome.md shows before/after).
-    forget_bias: float | None = 3.0
+    # "chrono" / "chrono:N": chrono init with T_max = the input length / N.
+    forget_bias: float | str | None = 3.0
+    init_from: str | None = None   # start from this palindrome checkpoint's weights (a curriculum over T)
 
     def validate(self) -> "PalindromeConfig":
         def need(ok: bool, flag: str, rule: str, value):
@@ -70,8 +73,12 @@ class PalindromeConfig:
         need(0 < self.portion_train < 1, "portion-train", "strictly between 0 and 1", self.portion_train)
         need(self.patience >= 0, "patience", "0 (off) or a positive number of epochs", self.patience)
         need(self.give_up >= 0, "give-up", "0 (off) or a positive number of epochs", self.give_up)
-        need(self.forget_bias is None or math.isfinite(self.forget_bias), "forget-bias", "a finite number",
-             self.forget_bias)
+        if isinstance(self.forget_bias, str):
+            need(chrono_tmax(self.forget_bias, self.input_length) is not None, "forget-bias",
+                 "a number, 'uniform', 'chrono' or 'chrono:N' with an integer N >= 2", self.forget_bias)
+        else:
+            need(self.forget_bias is None or math.isfinite(self.forget_bias), "forget-bias", "a finite number",
+                 self.forget_bias)
         n = min(self.data_size, num_palindromes(self.input_length, self.num_classes))
         n_train = round(n * self.portion_train)
         need(0 < n_train < n, "portion-train", f"large and small enough that {n} sequences split into two "
@@ -84,8 +91,21 @@ class PalindromeConfig:
         return cls(**{k: v for k, v in values.items() if k in known})
 
 
+def chrono_tmax(forget_bias: str, input_length: int) -> int | None:
+    """T_max of a 'chrono' / 'chrono:N' forget-bias setting (the input length by default); None if malformed."""
+    name, _, tmax = forget_bias.strip().lower().partition(":")
+    if name != "chrono":
+        return None
+    if not tmax:
+        return max(2, input_length)
+    return int(tmax) if tmax.isdigit() and int(tmax) >= 2 else None
+
+
 def build_model(config: PalindromeConfig) -> torch.nn.Module:
     if config.model == "lstm":
+        if isinstance(config.forget_bias, str):
+            return LSTM(config.input_dim, config.num_hidden, config.num_classes,
+                        chrono_tmax=chrono_tmax(config.forget_bias, config.input_length))
         return LSTM(config.input_dim, config.num_hidden, config.num_classes, forget_bias=config.forget_bias)
     return VanillaRNN(config.input_dim, config.num_hidden, config.num_classes)
 
@@ -99,6 +119,20 @@ def model_from_checkpoint(data: dict, path) -> torch.nn.Module:
     model = build_model(config)
     load_state(model, data["model"], path)
     return model
+
+
+def load_initial_weights(model: torch.nn.Module, config: PalindromeConfig) -> None:
+    """Start from another palindrome run's weights (any input length; the same network shape)."""
+    from ..checkpoint import load_checkpoint
+
+    source = load_checkpoint(config.init_from, kind=KIND)
+    for key in ("model", "input_dim", "num_hidden", "num_classes"):
+        theirs = source.config.get(key)
+        if theirs != getattr(config, key):
+            flag = "--" + key.replace("_", "-")
+            raise UsageError(f"--init-from {config.init_from}: its {flag} is {theirs}, this run's is "
+                             f"{getattr(config, key)}; they must match")
+    model.load_state_dict(source.model.state_dict())
 
 
 def train_step(model, optimizer, x, y, max_norm: float):
@@ -136,6 +170,7 @@ class Position:
     global_step: int = 0
     epochs_at_full: int = 0
     epochs_since_best: int = 0
+    seconds: float = 0.0           # training wall time so far, over all resumes
 
 
 def train(config: PalindromeConfig | dict, out, resume: bool = False, progress: bool = True) -> dict:
@@ -166,6 +201,8 @@ def train(config: PalindromeConfig | dict, out, resume: bool = False, progress: 
         pos = Position(**state["progress"])
         step_log.load_state(state["step_log"])
         torch.set_rng_state(state["rng"]["torch"])
+    elif config.init_from:
+        load_initial_weights(model, config)
     run.start(asdict(config) | {"resolved_device": str(device), "train_size": len(train_set),
                                 "test_size": len(test_set)})
 
@@ -179,6 +216,7 @@ def train(config: PalindromeConfig | dict, out, resume: bool = False, progress: 
     bar = progress_bar(config.max_epoch * steps_per_epoch, (pos.epoch - 1) * steps_per_epoch + pos.step,
                        f"{config.model} T={config.input_length}", progress)
     stopped_early = stop_reason(config, pos)
+    clock = time.perf_counter() - pos.seconds
     with StopRequest() as stop, bar:
         while pos.epoch <= config.max_epoch and not stopped_early:
             batches = epoch_order(config.seed, pos.epoch, len(train_set)).to(device).split(config.batch_size)
@@ -189,6 +227,7 @@ def train(config: PalindromeConfig | dict, out, resume: bool = False, progress: 
                 step_log.add(pos.global_step, loss * len(y), correct, len(y))
                 bar.update()
                 if stop.requested:
+                    pos.seconds = time.perf_counter() - clock
                     save()
                     raise TrainingInterrupted(
                         f"interrupted at epoch {pos.epoch}, step {pos.step}; checkpoint saved. "
@@ -202,9 +241,11 @@ def train(config: PalindromeConfig | dict, out, resume: bool = False, progress: 
             pos.epochs_since_best = 0 if best else pos.epochs_since_best + 1
             stopped_early = stop_reason(config, pos)
             pos.epoch, pos.step = pos.epoch + 1, 0
+            pos.seconds = time.perf_counter() - clock
             save(*(("best",) if best else ()))
             bar.set_postfix(epoch=pos.epoch - 1, train_acc=f"{correct / count:.3f}", test_acc=f"{test_acc:.3f}")
-    summary = summarize(run, config, stopped_early)
+    summary = summarize(run, config, stopped_early) | {"steps": pos.global_step,
+                                                       "wall_time_s": round(pos.seconds, 1)}
     plot_curves(run, config)
     atomic_write_text(run.path / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
