@@ -155,13 +155,13 @@ def test_evaluate_prints_metrics_with_the_real_floor(trained):
 
 
 def test_lr_decay_changes_nothing_before_its_start_and_reaches_zero(tmp_path):
-    from lstmgan.gan.train import learning_rate
+    from lstmgan.gan.train import lr_factor
 
     tiny = write_idx_set(write_idx_set(tmp_path / "tiny", 256), 64, split="test")   # 8 batches an epoch
     cfg = GANConfig(n_epochs=3, batch_size=32, lr_decay_from=1, save_interval=1000, log_interval=4,
-                    snapshot_interval=1, device="cpu", data_dir=str(tiny))
-    assert learning_rate(cfg, 9, 30, 10) == cfg.lr and learning_rate(cfg, 20, 30, 10) == cfg.lr / 2
-    assert learning_rate(cfg, 30, 30, 10) == 0.0
+                    snapshot_interval=1, device="cpu", data_dir=str(tiny), val_size=0)
+    assert lr_factor(cfg, 9, 30, 10) == 1.0 and lr_factor(cfg, 20, 30, 10) == 0.5
+    assert lr_factor(cfg, 30, 30, 10) == 0.0
     train(cfg, tmp_path / "decay", progress=False)
     train(GANConfig(**{**cfg.__dict__, "lr_decay_from": 0}), tmp_path / "constant", progress=False)
     load = lambda run, name: torch.load(run / "checkpoints" / name, weights_only=True)["generator"]  # noqa: E731
@@ -173,7 +173,8 @@ def test_lr_decay_changes_nothing_before_its_start_and_reaches_zero(tmp_path):
 def test_discriminator_dropout_is_an_option_off_by_default(tmp_path):
     tiny = write_idx_set(write_idx_set(tmp_path / "tiny", 128), 64, split="test")
     run = tmp_path / "dropout"
-    train(GANConfig(n_epochs=1, batch_size=32, save_interval=1000, device="cpu", data_dir=str(tiny), d_dropout=0.3),
+    train(GANConfig(n_epochs=1, batch_size=32, save_interval=1000, device="cpu", data_dir=str(tiny), d_dropout=0.3,
+                    val_size=0),
           run, progress=False)
     assert json.loads((run / "config.json").read_text())["d_dropout"] == 0.3
     assert any(isinstance(m, torch.nn.Dropout) for m in Discriminator(dropout=0.3).modules())
@@ -188,7 +189,7 @@ def test_best_checkpoint_is_the_lowest_fid_evaluation(tmp_path, monkeypatch):
     tiny = write_idx_set(write_idx_set(tmp_path / "tiny", 128), 64, split="test")
     run = tmp_path / "best"
     train(GANConfig(n_epochs=4, batch_size=32, save_interval=1000, eval_interval=1, eval_samples=64,
-                    snapshot_interval=1, device="cpu", data_dir=str(tiny)), run, progress=False)
+                    snapshot_interval=1, device="cpu", data_dir=str(tiny), val_size=32), run, progress=False)
     load = lambda name: torch.load(run / "checkpoints" / name, weights_only=True)  # noqa: E731
     best, epoch_2 = load("best.pt"), load("epoch_002.pt")
     assert best["progress"] == epoch_2["progress"]

@@ -122,10 +122,11 @@ def cmd_gan_train(args):
 
     keys = ["n_epochs", "batch_size", "lr", "b1", "b2", "latent_dim", "save_interval", "dataset", "data_dir",
             "seed", "device", "log_interval", "eval_interval", "eval_samples", "ema_decay", "snapshot_interval",
-            "max_iterations", "lr_decay_from", "d_dropout"]
+            "max_iterations", "lr_decay_from", "d_dropout", "val_size", "d_lr"]
     config = given(args, keys)
-    if args.conditional:
-        config["conditional"] = True
+    for switch in ("conditional", "d_projection", "g_conditional_bn"):
+        if getattr(args, switch):
+            config[switch] = True
     summary = train(config, args.out or default_out("gan"), resume=args.resume, progress=not args.quiet)
     print(f"{summary['iterations']} iterations; run saved in {summary['run']}")
 
@@ -237,9 +238,14 @@ def build_parser() -> Parser:
                               ("lr-decay-from", int, "after this epoch, decay the learning rates linearly to 0 "
                                                      "(default: 0, off: the seed's constant rate)"),
                               ("d-dropout", float, "dropout after each hidden layer of D (default: 0)"),
+                              ("val-size", int, "the last N training images are held out for in-training "
+                                                "evaluation and best.pt (default: 10000; 0: train on all)"),
+                              ("d-lr", float, "D's own learning rate, two time scales (default: 0, same as --lr)"),
                               ("seed", int, "(default: 0)")]:
         flag(p, name, type=kind, help=help_, default=UNSET)
     flag(p, "conditional", action="store_true", help="condition both networks on the digit label (cGAN)")
+    flag(p, "d-projection", action="store_true", help="cGAN: projection discriminator (Miyato & Koyama 2018)")
+    flag(p, "g-conditional-bn", action="store_true", help="cGAN: per-class batch-norm scale and shift in G")
     flag(p, "dataset", choices=["mnist", "fashion-mnist"], default=UNSET, help="(default: mnist)")
     flag(p, "data-dir", default=UNSET, help="folder with the four IDX files")
     flag(p, "device", default=UNSET, help="(default: auto)")

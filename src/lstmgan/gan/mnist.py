@@ -43,6 +43,7 @@ DATASETS = {
             "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
         },
         "system_dirs": [],
+        "torchvision": "MNIST",
     },
     "fashion-mnist": {
         "title": "Fashion-MNIST",
@@ -55,6 +56,7 @@ DATASETS = {
             "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
         },
         "system_dirs": ["/usr/share/datasets/fashion-mnist"],
+        "torchvision": "FashionMNIST",
     },
 }
 IDX_UBYTE = 0x08
@@ -138,47 +140,69 @@ def cache_dir(name: str) -> Path:
     return Path(base) / "lstmgan" / name
 
 
-def _complete(directory: Path) -> bool:
-    return all(_existing(directory, stem) is not None for stem in FILES)
+def _complete(directory: Path, splits=tuple(SPLITS)) -> bool:
+    return all(_existing(directory, stem) is not None for split in splits for stem in SPLITS[split])
+
+
+def layouts(root: Path, name: str) -> list[Path]:
+    """Folders under `root` that may hold the files: root itself, root/NAME, and torchvision's ROOT/MNIST/raw."""
+    return [root, root / name, root / _dataset(name)["torchvision"] / "raw"]
 
 
 def candidate_dirs(name: str, data_dir=None) -> list[Path]:
     """Where a data set is looked for, in order."""
     found = []
     if data_dir:
-        found += [Path(data_dir), Path(data_dir) / name]
+        found += layouts(Path(data_dir), name)
     env = os.environ.get("LSTMGAN_DATA_DIR")
     if env:
-        found += [Path(env), Path(env) / name]
+        found += layouts(Path(env), name)
     found.append(cache_dir(name))
     found += [Path(p) for p in _dataset(name)["system_dirs"]]
     return found
 
 
-def locate(name: str = "mnist", data_dir=None, download: bool = True) -> Path:
-    """The folder holding all four files of `name`, downloading into the cache if needed."""
+def locate(name: str = "mnist", data_dir=None, download: bool = True, splits=tuple(SPLITS)) -> Path:
+    """The folder holding the files of `splits` (default: all four), downloading into the cache if needed."""
     spec = _dataset(name)
+    needed = [stem for split in splits for stem in SPLITS[split]]
     if data_dir:   # an explicit folder must hold the data: no silent fallback elsewhere
-        for directory in (Path(data_dir), Path(data_dir) / name):
-            if _complete(directory):
+        for directory in layouts(Path(data_dir), name):
+            if _complete(directory, splits):
                 return directory
         raise UsageError(f"--data-dir {data_dir}: {spec['title']} files not found there "
-                         f"(need {', '.join(f + '.gz' for f in FILES)})")
+                         f"(need {', '.join(f + '.gz' for f in needed)})")
     for directory in candidate_dirs(name):
-        if _complete(directory):
+        if _complete(directory, splits):
             return directory
     if not download:
-        raise UsageError(missing_message(name, cache_dir(name), "not downloaded"))
-    return fetch(name, cache_dir(name))
+        raise UsageError(missing_message(name, cache_dir(name), "not downloaded", needed))
+    return fetch(name, cache_dir(name), splits=splits)
 
 
 def load(name: str = "mnist", split: str = "train", data_dir=None) -> ImageSet:
-    return read_split(locate(name, data_dir), split, name)
+    return read_split(locate(name, data_dir, splits=(split,)), split, name)
 
 
-def missing_message(name: str, target: Path, reason: str) -> str:
-    return (f"{_dataset(name)['title']} is not available ({reason}). Put the four files "
-            f"{', '.join(f + '.gz' for f in FILES)} in {target}, or pass --data-dir DIR, "
+def split_off_validation(data: ImageSet, val_size: int) -> tuple[ImageSet, ImageSet | None]:
+    """(training part, validation part): the last `val_size` training images are held out.
+
+    A fixed, documented split (MNIST's training file is not sorted by digit, so its tail is a
+    fair sample): model selection reads it instead of the test set. `val_size` 0: no split.
+    """
+    if not 0 <= val_size < len(data):
+        raise UsageError(f"--val-size must be in 0..{len(data) - 1} for the {len(data)} training images "
+                         f"(got {val_size})")
+    if val_size == 0:
+        return data, None
+    cut = len(data) - val_size
+    return (ImageSet(data.images[:cut], data.labels[:cut], data.name, "train"),
+            ImageSet(data.images[cut:], data.labels[cut:], data.name, "val"))
+
+
+def missing_message(name: str, target: Path, reason: str, needed=FILES) -> str:
+    return (f"{_dataset(name)['title']} is not available ({reason}). Put the files "
+            f"{', '.join(f + '.gz' for f in needed)} in {target}, or pass --data-dir DIR, "
             f"or set LSTMGAN_DATA_DIR")
 
 
@@ -200,15 +224,16 @@ def sha256_uncompressed(path: Path) -> str:
     return digest.hexdigest()
 
 
-def fetch(name: str = "mnist", directory=None, timeout: float = 30.0, quiet: bool = True) -> Path:
-    """Download any of the four files missing from `directory` (default: the cache), verified."""
+def fetch(name: str = "mnist", directory=None, timeout: float = 30.0, quiet: bool = True,
+          splits=tuple(SPLITS)) -> Path:
+    """Download any file of `splits` missing from `directory` (default: the cache), verified."""
     spec = _dataset(name)
     directory = Path(directory) if directory else cache_dir(name)
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise UsageError(f"cannot create {directory}: {error.strerror}") from None
-    for stem in FILES:
+    for stem in [stem for split in splits for stem in SPLITS[split]]:
         if _existing(directory, stem) is not None:
             continue
         errors = []

@@ -7,7 +7,11 @@ Discriminator 784 -> 512 -> 256 -> 1 with LeakyReLU(0.2); `forward` returns the 
             logits form (`binary_cross_entropy_with_logits`): the same loss as sigmoid +
             BCELoss, without the log(0) overflow when the discriminator is confident.
 Conditional: a label embedding (num_classes -> num_classes) is concatenated to z and to
-            the flattened image.
+            the flattened image. Two options replace the concatenation:
+            * `conditional_bn` in G: each batch norm gets a per-class scale and shift
+              (conditional batch norm, de Vries et al. 2017), y = γ_c x̂ + β_c;
+            * `projection` in D: D(x, c) = ψ(φ(x)) + e_c · φ(x), the projection discriminator
+              (Miyato & Koyama 2018), φ the last hidden layer and e_c a learned class vector.
 """
 
 from __future__ import annotations
@@ -23,17 +27,36 @@ GENERATOR_WIDTHS = (128, 256, 512, 512, 1024)
 DISCRIMINATOR_WIDTHS = (512, 256)
 
 
+class ConditionalBatchNorm1d(nn.Module):
+    """Batch norm whose scale and shift depend on the class: y = γ_c ⊙ (x − μ_B) / σ_B + β_c."""
+
+    def __init__(self, num_features: int, num_classes: int):
+        super().__init__()
+        self.norm = nn.BatchNorm1d(num_features, affine=False)
+        self.scale = nn.Embedding(num_classes, num_features)     # γ_c, starts at 1
+        self.shift = nn.Embedding(num_classes, num_features)     # β_c, starts at 0
+        nn.init.ones_(self.scale.weight)
+        nn.init.zeros_(self.shift.weight)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return self.scale(labels) * self.norm(x) + self.shift(labels)
+
+
 class Generator(nn.Module):
     """z [N, latent_dim] (+ labels [N] when conditional) -> images [N, 1, 28, 28] in [-1, 1]."""
 
-    def __init__(self, latent_dim: int = 100, num_classes: int = 0):
+    def __init__(self, latent_dim: int = 100, num_classes: int = 0, conditional_bn: bool = False):
         super().__init__()
-        self.latent_dim, self.num_classes = latent_dim, num_classes
-        self.label_embedding = nn.Embedding(num_classes, num_classes) if num_classes else None
-        layers, width = [], latent_dim + num_classes
+        if conditional_bn and not num_classes:
+            raise ValueError("conditional batch norm needs num_classes")
+        self.latent_dim, self.num_classes, self.conditional_bn = latent_dim, num_classes, conditional_bn
+        concatenated = num_classes if num_classes and not conditional_bn else 0
+        self.label_embedding = nn.Embedding(num_classes, num_classes) if concatenated else None
+        layers, width = [], latent_dim + concatenated
         for k, out in enumerate(GENERATOR_WIDTHS):
+            norm = ConditionalBatchNorm1d(out, num_classes) if conditional_bn else nn.BatchNorm1d(out)
             activation = nn.GELU() if k == 3 else nn.LeakyReLU(0.2)   # GELU after the second 512
-            layers += [nn.Linear(width, out), nn.BatchNorm1d(out), activation]
+            layers += [nn.Linear(width, out), norm, activation]
             width = out
         layers += [nn.Linear(width, IMAGE_SIZE), nn.Tanh()]
         self.net = nn.Sequential(*layers)
@@ -43,34 +66,46 @@ class Generator(nn.Module):
         return self.num_classes > 0
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        if self.conditional:
-            if labels is None:
-                raise ValueError("a conditional generator needs labels")
-            z = torch.cat([z, self.label_embedding(labels)], dim=1)
-        return self.net(z).view(-1, *IMAGE_SHAPE)
+        if self.conditional and labels is None:
+            raise ValueError("a conditional generator needs labels")
+        x = z if self.label_embedding is None else torch.cat([z, self.label_embedding(labels)], dim=1)
+        for layer in self.net:
+            x = layer(x, labels) if isinstance(layer, ConditionalBatchNorm1d) else layer(x)
+        return x.view(-1, *IMAGE_SHAPE)
 
 
 class Discriminator(nn.Module):
     """images [N, 1, 28, 28] (+ labels) -> logit [N, 1] that the image is real.
 
-    `dropout` > 0 adds Dropout after each hidden activation (off in the seed's network)."""
+    `dropout` > 0 adds Dropout after each hidden activation (off in the seed's network);
+    `projection` conditions by the projection term instead of concatenating the label."""
 
-    def __init__(self, num_classes: int = 0, dropout: float = 0.0):
+    def __init__(self, num_classes: int = 0, dropout: float = 0.0, projection: bool = False):
         super().__init__()
-        self.num_classes = num_classes
-        self.label_embedding = nn.Embedding(num_classes, num_classes) if num_classes else None
-        layers, width = [], IMAGE_SIZE + num_classes
+        if projection and not num_classes:
+            raise ValueError("a projection discriminator needs num_classes")
+        self.num_classes, self.projection = num_classes, projection
+        concatenated = num_classes if num_classes and not projection else 0
+        self.label_embedding = nn.Embedding(num_classes, num_classes) if concatenated else None
+        layers, width = [], IMAGE_SIZE + concatenated
         for out in DISCRIMINATOR_WIDTHS:
             layers += [nn.Linear(width, out), nn.LeakyReLU(0.2)] + ([nn.Dropout(dropout)] if dropout else [])
             width = out
         layers.append(nn.Linear(width, 1))
         self.net = nn.Sequential(*layers)
+        if projection:
+            self.class_projection = nn.Embedding(num_classes, width)       # e_c
+            bound = 1 / math.sqrt(width)                                  # like nn.Linear's init
+            nn.init.uniform_(self.class_projection.weight, -bound, bound)
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         x = images.reshape(len(images), -1)
-        if self.num_classes:
+        if self.label_embedding is not None:
             x = torch.cat([x, self.label_embedding(labels)], dim=1)
-        return self.net(x)
+        if not self.projection:
+            return self.net(x)
+        features = self.net[:-1](x)                                                # φ(x)
+        return self.net[-1](features) + (self.class_projection(labels) * features).sum(1, keepdim=True)
 
     def probability(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """D(x): the sigmoid probability that `images` are real."""
@@ -78,7 +113,8 @@ class Discriminator(nn.Module):
 
 
 def generator_from_config(config: dict) -> Generator:
-    return Generator(config["latent_dim"], 10 if config.get("conditional") else 0)
+    return Generator(config["latent_dim"], 10 if config.get("conditional") else 0,
+                     bool(config.get("g_conditional_bn")))
 
 
 def model_from_checkpoint(data: dict, path) -> Generator:

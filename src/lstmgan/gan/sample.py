@@ -147,8 +147,10 @@ def evaluate_checkpoint(checkpoint, n: int = 10000, seed: int = 0, device: str =
               "epochs_completed": progress["epoch"] - 1 if "epoch" in progress else None,
               **meter.score(generate(G, z, labels), labels)}
     if reference:
-        result["reference_real_data"] = {"what": f"{min(n, 60000)} real training images vs the test set",
-                                         **meter.reference(min(n, 60000), seed, G.conditional)}
+        from . import mnist
+
+        floor = meter.reference(mnist.load(dataset, "train", data_dir), min(n, 60000), seed, G.conditional)
+        result["reference_real_data"] = {"what": f"{min(n, 60000)} real training images vs the test set", **floor}
     result["classifier"] = {"dataset": dataset, "test_accuracy": meter.meta["test_accuracy"],
                             "retrain": meter.meta["command"]}
     return result

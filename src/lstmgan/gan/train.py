@@ -29,7 +29,8 @@ from .models import Discriminator, Generator
 KIND = "gan"
 BUDGET_KEYS = {"n_epochs", "max_iterations", "device", "data_dir"}
 LOSS_COLUMNS = ["d_loss", "g_loss", "d_real", "d_fake"]
-EVAL_COLUMNS = ["fid", "inception_score", "precision", "recall", "class_kl_to_uniform", "conditional_accuracy"]
+EVAL_COLUMNS = ["fid", "inception_score", "precision", "recall", "class_kl_to_uniform", "conditional_accuracy",
+                "min_class_recall"]
 
 
 @dataclass
@@ -56,6 +57,10 @@ class GANConfig:
     max_iterations: int = 0        # stop after this many iterations in all (0: run n_epochs)
     lr_decay_from: int = 0         # > 0: after this epoch, both learning rates fall linearly to 0 at the end
     d_dropout: float = 0.0         # > 0: dropout after each hidden layer of D
+    val_size: int = 10000          # the last N training images: the validation split for evaluations (0: none)
+    d_lr: float = 0.0              # > 0: D's own learning rate (two time scales); 0: the same as --lr
+    d_projection: bool = False     # cGAN: projection discriminator instead of the label concatenated to D's input
+    g_conditional_bn: bool = False  # cGAN: per-class batch-norm scale and shift in G instead of the label input
 
     def validate(self) -> "GANConfig":
         def need(ok: bool, flag: str, rule: str, value):
@@ -76,6 +81,14 @@ class GANConfig:
         need(self.batch_size <= 60000, "batch-size", "at most the 60000 training images", self.batch_size)
         need(self.lr_decay_from < self.n_epochs, "lr-decay-from", f"below --n-epochs {self.n_epochs}",
              self.lr_decay_from)
+        need(isinstance(self.val_size, int) and self.val_size >= 0, "val-size", "0 or a positive integer",
+             self.val_size)
+        need(self.val_size > 0 or not self.eval_interval, "eval-interval", "0 when --val-size is 0 (in-training "
+             "evaluation reads the validation split, never the test set)", self.eval_interval)
+        need(math.isfinite(self.d_lr) and self.d_lr >= 0, "d-lr", "0 (same as --lr) or positive", self.d_lr)
+        for name in ("d_projection", "g_conditional_bn"):
+            need(self.conditional or not getattr(self, name), name.replace("_", "-"), "used with --conditional",
+                 getattr(self, name))
         return self
 
     @classmethod
@@ -141,12 +154,12 @@ def set_learning_rate(lr: float, *optimizers) -> None:
             group["lr"] = lr
 
 
-def learning_rate(config: GANConfig, iteration: int, total: int, batches_per_epoch: int) -> float:
-    """The seed's constant rate, or with --lr-decay-from E a linear fall to 0 after epoch E."""
+def lr_factor(config: GANConfig, iteration: int, total: int, batches_per_epoch: int) -> float:
+    """1 (the seed's constant rates), or with --lr-decay-from E a linear fall to 0 after epoch E."""
     start = config.lr_decay_from * batches_per_epoch
     if not config.lr_decay_from or iteration < start:
-        return config.lr
-    return config.lr * max(0.0, 1 - (iteration - start) / max(1, total - start))
+        return 1.0
+    return max(0.0, 1 - (iteration - start) / max(1, total - start))
 
 
 class EMA:
@@ -197,19 +210,21 @@ def train(config: GANConfig | dict, out, resume: bool = False, progress: bool = 
     run.check_can_start(resume)
     config = resolve_config(GANConfig, config, out, resume, KIND, BUDGET_KEYS)
     device = resolve_device(config.device)
-    data = mnist.load(config.dataset, "train", config.data_dir)
+    data, validation = mnist.split_off_validation(mnist.load(config.dataset, "train", config.data_dir),
+                                                  config.val_size)
     meter = None
     if config.eval_interval:
         from .metrics import QualityMeter
 
-        meter = QualityMeter(config.dataset, config.data_dir, device)
+        meter = QualityMeter(config.dataset, config.data_dir, device, reference=validation)
     state = run.resume_state(KIND) if resume else None
     images, labels = data.images.to(device), data.labels.to(device)
 
     seed_everything(config.seed)
-    G = Generator(config.latent_dim, config.num_classes).to(device)
-    D = Discriminator(config.num_classes, config.d_dropout).to(device)
-    opt_G, opt_D = (adam(net.parameters(), config.lr, (config.b1, config.b2), device) for net in (G, D))
+    G = Generator(config.latent_dim, config.num_classes, config.g_conditional_bn).to(device)
+    D = Discriminator(config.num_classes, config.d_dropout, config.d_projection).to(device)
+    opt_G = adam(G.parameters(), config.lr, (config.b1, config.b2), device)
+    opt_D = adam(D.parameters(), config.d_lr or config.lr, (config.b1, config.b2), device)
     ema = EMA(G, config.ema_decay) if config.ema_decay else None
     noise = generator(config.seed, 0x2015E)
     grid_z, grid_labels = fixed_noise(config)
@@ -218,7 +233,9 @@ def train(config: GANConfig | dict, out, resume: bool = False, progress: bool = 
     if state:
         restore(state, G, D, opt_G, opt_D, ema, noise, step_log)
         pos = Position(**state["progress"])
-    run.start(asdict(config) | {"resolved_device": str(device)})
+    run.start(asdict(config) | {"resolved_device": str(device), "train_size": len(data)})
+    if meter and not (run.path / "val_reference.json").is_file():
+        write_val_reference(run, meter, data, config)
 
     sampler = lambda: ema.model if ema else G   # noqa: E731 — the generator whose samples we show
     batches_per_epoch = math.ceil(len(images) / config.batch_size)
@@ -245,7 +262,9 @@ def train(config: GANConfig | dict, out, resume: bool = False, progress: bool = 
             while pos.step < len(batches) and pos.iteration < total:
                 real, real_labels = real_batch(images, labels, batches[pos.step], config.conditional)
                 z, fake_labels = noise_batch(noise, len(real), config, device)
-                set_learning_rate(learning_rate(config, pos.iteration, total, batches_per_epoch), opt_G, opt_D)
+                decay = lr_factor(config, pos.iteration, total, batches_per_epoch)
+                set_learning_rate(config.lr * decay, opt_G)
+                set_learning_rate((config.d_lr or config.lr) * decay, opt_D)
                 losses = adversarial_step(G, D, opt_G, opt_D, real, z, real_labels, fake_labels)
                 if ema:
                     ema.update(G)
@@ -299,12 +318,24 @@ def restore(state, G, D, opt_G, opt_D, ema, noise, step_log) -> None:
 
 
 def evaluate_generator(G, meter, n: int, seed: int) -> dict:
-    """Quality scores of n samples (labels cycling 0..9 for a conditional G)."""
+    """Quality scores of n samples (labels cycling 0..9 for a conditional G), as metrics.csv columns."""
     z = torch.randn(n, G.latent_dim, generator=generator(seed, 0xE7A1))
     labels = torch.arange(n) % 10 if G.conditional else None
     scores = meter.score(generate(G, z, labels), labels)
-    scores.pop("class_histogram")
-    return scores
+    return {k: v for k, v in scores.items() if k in EVAL_COLUMNS}
+
+
+def write_val_reference(run: Run, meter, train_part, config: GANConfig) -> None:
+    """The validation split's real-data floor: as many real training images as evaluation samples."""
+    import json
+
+    from ..runs import atomic_write_text
+
+    floor = meter.reference(train_part, config.eval_samples, config.seed, with_labels=config.conditional)
+    floor = {k: v for k, v in floor.items() if k in EVAL_COLUMNS}
+    atomic_write_text(run.path / "val_reference.json", json.dumps(
+        {"what": f"{config.eval_samples} real training images vs the {config.val_size}-image validation split",
+         **floor}, indent=2) + "\n")
 
 
 def save_samples(run: Run, G, z, labels, iteration: int) -> None:
@@ -327,9 +358,16 @@ def plot_run(run: Run) -> None:
     eval_rows = [r for r in run.rows if r["fid"] != ""]
     if eval_rows:
         epochs = [r["epoch"] for r in eval_rows]
+        series = {"FID": (epochs, [r["fid"] for r in eval_rows])}
+        floor_path = run.path / "val_reference.json"
+        if floor_path.is_file():
+            import json
+
+            floor = json.loads(floor_path.read_text())["fid"]
+            series["real-data floor"] = ([epochs[0], epochs[-1]], [floor, floor])
         line_plot(run.path / "fid.png", [
-            {"series": {"FID": (epochs, [r["fid"] for r in eval_rows])}, "xlabel": "epoch",
-             "ylabel": "FID (classifier features)", "title": "FID", "logy": True},
+            {"series": series, "xlabel": "epoch",
+             "ylabel": "FID (classifier features)", "title": "FID vs the validation split", "logy": True},
             {"series": {"precision": (epochs, [r["precision"] for r in eval_rows]),
                         "recall": (epochs, [r["recall"] for r in eval_rows])},
              "xlabel": "epoch", "ylabel": "", "title": "precision / recall (k=3)", "ylim": (0, 1)}])
