@@ -7,7 +7,7 @@ Both train the seed's architecture on real MNIST, side by side in one process:
   PIL), a discriminator ending in Sigmoid with `nn.BCELoss`, default Adam; the loop of
   the course code / PyTorch-GAN's gan.py.
 * ours: the package's loop: the uint8 data set on the device, batches drawn by index,
-  `adversarial_step` (one D pass over real+fake, no D weight-gradients in the G step,
+  its D and G steps (one D pass over real+fake, no D weight-gradients in the G step,
   logits BCE) with fused Adam.
 
     python benchmarks/gan_speed.py --data-dir ../shared/data/mnist
@@ -25,7 +25,7 @@ from PIL import Image
 from torch import nn
 
 from lstmgan.gan import Discriminator, Generator, mnist
-from lstmgan.gan.train import adam, adversarial_step
+from lstmgan.gan.train import adam, discriminator_loss, frozen, generator_loss, optimize
 
 
 class PerSampleMNIST(torch.utils.data.Dataset):
@@ -75,10 +75,9 @@ def reference_loop(data, batch_size):
 
 
 def our_loop(data, batch_size):
-    device = torch.device("cpu")
     G, D = Generator(100), Discriminator()
-    opt_G, opt_D = adam(G.parameters(), 2e-4, (0.5, 0.999), device), adam(D.parameters(), 2e-4, (0.5, 0.999), device)
-    images = data.images.to(device)
+    opt_G, opt_D = adam(G.parameters(), 2e-4, (0.5, 0.999)), adam(D.parameters(), 2e-4, (0.5, 0.999))
+    images = data.images
     order = iter(())
 
     def step():
@@ -88,7 +87,10 @@ def our_loop(data, batch_size):
             order = iter(torch.randperm(len(images)).split(batch_size))
             index = next(order)
         real = images[index].float().div_(127.5).sub_(1)
-        adversarial_step(G, D, opt_G, opt_D, real, torch.randn(len(index), 100))
+        fake = G(torch.randn(len(index), 100))
+        optimize(opt_D, discriminator_loss(D, real, fake.detach())[0])
+        with frozen(D):
+            optimize(opt_G, generator_loss(D, fake))
     return step
 
 

@@ -75,7 +75,7 @@ from `docs/gan.md` (10,000 samples each, against the 10,000 test images), shippe
 the *real data* row is 10,000 real training images scored the same way: the floor to read the numbers against."""),
 code("""from importlib import resources
 
-table = json.loads((resources.files("lstmgan.gan") / "weights" / "metrics.json").read_text())
+table = json.loads((resources.files("lstmgan") / "weights" / "metrics.json").read_text())
 print(f"{'generator':34s} {'FID':>8s} {'IS':>6s} {'prec':>6s} {'recall':>6s}   min / max digit share")
 for name, m in table.items():
     shares = m["class_histogram"]

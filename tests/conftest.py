@@ -7,12 +7,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.utils.cpp_extension
 
 ROOT = Path(__file__).resolve().parents[1]
 MNIST_DIR = (ROOT / ".." / "shared" / "data" / "mnist").resolve()
 
 # One thread keeps CPU results reproducible and leaves room for anything running beside the tests.
 torch.set_num_threads(1)
+# The compiled kernel is built once into torch's usual cache (scripts/setup does it ahead of the tests),
+# not into each test's private cache folder.
+os.environ.setdefault("TORCH_EXTENSIONS_DIR", torch.utils.cpp_extension.get_default_build_root())
 
 
 @pytest.fixture(scope="session")

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from lstmgan.cli import main
-from lstmgan.gan.train import GANConfig
+from lstmgan.gan import GANConfig
 from lstmgan.gan.train import train as train_gan
-from lstmgan.recurrent.train import PalindromeConfig
+from lstmgan.recurrent import PalindromeConfig
 from lstmgan.recurrent.train import train as train_palindrome
 
 from conftest import MNIST_DIR, cli, snapshot_tree
@@ -65,10 +65,18 @@ CASES = [
     (["palindrome", "train", "--portion-train", "1.5"], "--portion-train must be strictly between 0 and 1"),
     (["palindrome", "train", "--input-dim", "5"], "--input-dim must be 1"),
     (["palindrome", "train", "--num-classes", "1"], "--num-classes must be an integer >= 2"),
-    (["palindrome", "train", "--model", "gru"], "invalid choice: 'gru'"),
+    (["palindrome", "train", "--model", "gru"], "--model must be one of lstm, rnn (got 'gru')"),
     (["palindrome", "train", "--device", "tpu"], "is not a device"),
-    (["palindrome", "train", "--device", "cuda:7"], "cuda"),
-    (["palindrome", "train", "--patience", "-1"], "--patience must be"),
+    (["palindrome", "train", "--device", "cuda:7"], "--device cuda:7: CUDA is not available on this machine"),
+    (["palindrome", "train", "--patience", "-1"], "--patience must be 0 or a positive integer"),
+    (["palindrome", "train", "--forget-bias", "chrono:1"], "chrono init needs 'chrono' or 'chrono:N'"),
+    (["palindrome", "train", "--forget-bias", "chrono:x"], "chrono init needs 'chrono' or 'chrono:N'"),
+    (["palindrome", "train", "--forget-bias", "chrono:-5"], "chrono init needs 'chrono' or 'chrono:N'"),
+    (["palindrome", "train", "--forget-bias", "warm"], "expected a number, 'uniform' or 'chrono[:N]'"),
+    (["palindrome", "train", "--init-from", "{root}/" + G], "this is a gan checkpoint"),
+    (["palindrome", "train", "--config", "{root}/notes.txt"], "not a readable JSON file"),
+    (["palindrome", "train", "--config", "{root}/gan/config.json"], "this is a gan run config"),
+    (["palindrome", "train", "--backend", "fast"], "--backend must be one of auto, compiled, eager, per-gate"),
     (["palindrome", "train", "--threads", "0"], "--threads must be a positive integer"),
     (["palindrome", "train", "--frobnicate"], "unrecognized arguments"),
     (["palindrome", "train", "--out", "{root}/pal"], "already exists and is not empty"),
@@ -94,7 +102,13 @@ CASES = [
     (["gan", "train", "--save-interval", "0"], "--save-interval must be a positive integer"),
     (["gan", "train", "--ema-decay", "1.5"], "--ema-decay must be in [0, 1)"),
     (["gan", "train", "--b1", "1"], "in [0, 1)"),
-    (["gan", "train", "--dataset", "cifar"], "invalid choice: 'cifar'"),
+    (["gan", "train", "--val-size", "-1"], "--val-size must be 0 or a positive integer"),
+    (["gan", "train", "--val-size", "60000"], "--val-size must be below the 60000 training images"),
+    (["gan", "train", "--val-size", "0", "--eval-interval", "5"], "--eval-interval must be 0 when --val-size is 0"),
+    (["gan", "train", "--d-projection"], "--d-projection must be used with --conditional"),
+    (["gan", "train", "--g-conditional-bn"], "--g-conditional-bn must be used with --conditional"),
+    (["gan", "train", "--d-lr", "-1"], "--d-lr must be 0 or positive"),
+    (["gan", "train", "--dataset", "cifar"], "--dataset must be one of mnist, fashion-mnist (got 'cifar')"),
     (["gan", "train", "--data-dir", "{root}/no-such-folder"], "files not found there"),
     (["gan", "train", "--data-dir", "{root}/corrupt-mnist"], "truncated"),
     (["gan", "train", "--out", "{root}/gan"], "already exists and is not empty"),
@@ -108,7 +122,7 @@ CASES = [
     (["gan", "sample", "--checkpoint", "{root}/foreign.pt", "--out", "{root}/s.png"], "not an lstmgan checkpoint"),
     (["gan", "sample", "--checkpoint", "{root}/reshaped.pt", "--out", "{root}/s.png"], "has shape (128, 7)"),
     (["gan", "sample", "--checkpoint", "{root}/future.pt", "--out", "{root}/s.png"], "newer than this"),
-    (["gan", "sample", "--checkpoint", "pretrained:nope", "--out", "{root}/s.png"], "no pretrained generator"),
+    (["gan", "sample", "--checkpoint", "pretrained:nope", "--out", "{root}/s.png"], "no pretrained model"),
     (["gan", "sample", "--checkpoint", "{root}/" + G, "--out", "{root}/s.jpg"], "must end in .png or .npy"),
     (["gan", "sample", "--checkpoint", "{root}/" + G, "--out", "{root}/" + G], "must end in .png or .npy"),
     (["gan", "sample", "--checkpoint", "{root}/" + G, "--out", "{root}/no/dir/s.png"], "does not exist"),

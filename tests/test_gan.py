@@ -9,10 +9,11 @@ import torch
 from PIL import Image
 
 from lstmgan import load_checkpoint
-from lstmgan.gan import Discriminator, Generator, mnist
+from lstmgan.gan import Discriminator, GANConfig, Generator, mnist
 from lstmgan.gan.classifier import load_classifier
-from lstmgan.gan.train import GANConfig, generate, train
-from lstmgan.seeding import generator
+from lstmgan.gan.models import generate
+from lstmgan.gan.train import train
+from lstmgan.seeding import random_stream
 
 from conftest import cli, write_idx_set
 
@@ -41,8 +42,7 @@ def test_models_have_the_seed_architecture():
         (784, 512), (512, 256), (256, 1)]
     images = G.eval()(torch.randn(4, 100))
     assert images.shape == (4, 1, 28, 28) and images.abs().max() <= 1
-    p = D.probability(images)
-    assert p.shape == (4, 1) and ((0 < p) & (p < 1)).all()
+    assert torch.equal(D.probability(images), torch.sigmoid(D(images)))      # D returns the logit
 
 
 def test_short_training_writes_grids_checkpoints_and_metrics(trained):
@@ -52,8 +52,9 @@ def test_short_training_writes_grids_checkpoints_and_metrics(trained):
     assert (trained / "checkpoints" / "last.pt").is_file() and (trained / "losses.png").is_file()
     rows = list(csv.DictReader(open(trained / "metrics.csv")))
     assert [int(r["iteration"]) for r in rows] == [50, 100, 150, 200, 250, 300]
-    for row in rows:
-        assert 0 < float(row["d_real"]) < 1 and 0 < float(row["d_fake"]) < 1 and float(row["d_loss"]) > 0
+    # D tells real from generated better than a coin: a D that learned nothing scores ln 2 = 0.693
+    mean = lambda key: sum(float(r[key]) for r in rows) / len(rows)     # noqa: E731
+    assert mean("d_loss") < 0.68 and mean("d_real") > mean("d_fake"), rows
     assert json.loads((trained / "config.json").read_text())["latent_dim"] == 100
 
 
@@ -62,7 +63,7 @@ def test_samples_move_measurably_towards_mnist(trained, mnist_dir):
     real = mnist.load("mnist", "test", mnist_dir).images.float().div(127.5).sub(1)
     real_mean = real.mean(0)
     classifier, _ = load_classifier("mnist")
-    z = torch.randn(1000, 100, generator=generator(7))
+    z = torch.randn(1000, 100, generator=random_stream(7, 0))
 
     def stats(G):
         images = generate(G, z)[:, 0]
@@ -123,7 +124,7 @@ def test_interpolation_endpoints_are_the_generator_outputs(trained, tmp_path):
 def test_slerp_keeps_the_gaussian_norm():
     from lstmgan.gan.sample import lerp, slerp
 
-    z1, z2 = torch.randn(2, 100, generator=generator(3))
+    z1, z2 = torch.randn(2, 100, generator=random_stream(3, 0))
     t = torch.linspace(0, 1, 9)
     assert torch.allclose(slerp(z1, z2, t)[[0, -1]], torch.stack([z1, z2]), atol=1e-5)
     assert slerp(z1, z2, t)[4].norm() > 0.95 * min(z1.norm(), z2.norm())
@@ -198,12 +199,11 @@ def test_best_checkpoint_is_the_lowest_fid_evaluation(tmp_path, monkeypatch):
 
 def test_resume_refuses_an_option_the_saved_run_predates(tmp_path):
     from lstmgan.errors import UsageError
-    from lstmgan.gan.train import BUDGET_KEYS, KIND
-    from lstmgan.runs import resolve_config
+    from lstmgan.runs import Run, resolve_config
 
     old = {k: v for k, v in GANConfig(device="cpu").__dict__.items() if k != "lr_decay_from"}
     (tmp_path / "old").mkdir()
     (tmp_path / "old" / "config.json").write_text(json.dumps(old))    # saved before --lr-decay-from existed
     with pytest.raises(UsageError, match="--lr-decay-from 50 differs from the run being resumed"):
-        resolve_config(GANConfig, {"lr_decay_from": 50}, tmp_path / "old", True, KIND, BUDGET_KEYS)
-    assert resolve_config(GANConfig, {"lr_decay_from": 0}, tmp_path / "old", True, KIND, BUDGET_KEYS).lr_decay_from == 0
+        resolve_config(GANConfig, {"lr_decay_from": 50}, Run(tmp_path / "old"), True)
+    assert resolve_config(GANConfig, {"lr_decay_from": 0}, Run(tmp_path / "old"), True).lr_decay_from == 0

@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from lstmgan.recurrent import LSTM, VanillaRNN
+from lstmgan.recurrent.backends import CompiledLSTM, CompiledRNN
 from lstmgan.recurrent.fused import LSTMFunction, RNNFunction
 
 SEED_NAMES = ["W_gx", "W_gh", "b_g", "W_ix", "W_ih", "b_i", "W_fx", "W_fh", "b_f", "W_ox", "W_oh", "b_o",
@@ -16,22 +17,32 @@ def torch_reference(input_dim, hidden=16, classes=10, seed=0):
     return nn.LSTM(input_dim, hidden, batch_first=True), nn.Linear(hidden, classes)
 
 
+BACKENDS = ["compiled", "eager", "per-gate"]
+
+
+def gradients(model, x):
+    """Logits, then the gradient of a generic loss for every parameter (in model order) and for x."""
+    x = x.detach().clone().requires_grad_()
+    out = model(x)
+    (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+    return out.detach(), [p.grad.clone() for p in model.parameters()] + [x.grad]
+
+
 @pytest.mark.parametrize("batch", [1, 3, 100])
+@pytest.mark.parametrize("hidden", [7, 33, 128])
 @pytest.mark.parametrize("input_dim", [1, 10])
-@pytest.mark.parametrize("T", [1, 7, 50])
-@pytest.mark.parametrize("fused", [True, False])
-def test_matches_torch_lstm_logits_and_input_gradients(batch, input_dim, T, fused):
-    lstm, head = torch_reference(input_dim)
-    ours = LSTM.from_torch(lstm, head, fused=fused)
-    x = torch.randn(batch, T, input_dim)
-    x_ref, x_ours = x.clone().requires_grad_(), x.clone().requires_grad_()
-    ref = head(lstm(x_ref)[0][:, -1])
-    out = ours(x_ours)
-    weights = torch.randn_like(ref)     # a generic upstream gradient
-    (ref * weights).sum().backward()
-    (out * weights).sum().backward()
-    assert torch.allclose(out, ref, atol=1e-5), (out - ref).abs().max()
-    assert torch.allclose(x_ours.grad, x_ref.grad, atol=1e-5), (x_ours.grad - x_ref.grad).abs().max()
+@pytest.mark.parametrize("T", [1, 2, 50])
+def test_every_backend_matches_torch_lstm_in_value_and_every_gradient(batch, hidden, input_dim, T):
+    lstm, head = torch_reference(input_dim, hidden)
+    x = torch.randn(T, batch, input_dim).transpose(0, 1)            # non-contiguous [B, T, D]
+    ref_out = head(lstm(x)[0][:, -1])
+    _, expected = gradients(LSTM.from_torch(lstm, head, backend="per-gate"), x)   # autograd of the equations
+    for backend in BACKENDS:
+        ours = LSTM.from_torch(lstm, head, backend=backend)
+        out, grads = gradients(ours, x)
+        assert torch.allclose(out, ref_out, atol=1e-5), (backend, (out - ref_out).abs().max())
+        for name, got, want in zip([n for n, _ in ours.named_parameters()] + ["x"], grads, expected):
+            assert torch.allclose(got, want, atol=1e-5), (backend, name, (got - want).abs().max())
 
 
 def test_weight_gradients_match_torch():
@@ -81,8 +92,9 @@ def test_per_gate_and_fused_forms_agree_in_value_and_gradient():
         assert torch.allclose(grad, getattr(model, name).grad, atol=1e-5), name
 
 
-def test_inference_path_equals_training_path():
-    model = LSTM(input_dim=1, num_hidden=16)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_inference_path_equals_training_path(backend):
+    model = LSTM(input_dim=1, num_hidden=16, backend=backend)
     x = torch.randn(4, 12)          # [B, T] is accepted when input_dim == 1
     with_grad = model(x)
     with torch.no_grad():
@@ -90,29 +102,32 @@ def test_inference_path_equals_training_path():
     assert torch.allclose(with_grad, without, atol=1e-6)
 
 
-def test_gradcheck_lstm_function_float64():
+@pytest.mark.parametrize("function", [LSTMFunction, CompiledLSTM], ids=["eager", "compiled"])
+def test_gradcheck_lstm_float64(function):
     torch.manual_seed(0)
     x = torch.randn(3, 5, 2, dtype=torch.float64, requires_grad=True)
     W_x = torch.randn(4 * 4, 2, dtype=torch.float64, requires_grad=True)
     W_h = torch.randn(4 * 4, 4, dtype=torch.float64, requires_grad=True)
     b = torch.randn(4 * 4, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(LSTMFunction.apply, (x, W_x, W_h, b))
+    assert torch.autograd.gradcheck(function.apply, (x, W_x, W_h, b))
 
 
-def test_gradcheck_rnn_function_float64():
+@pytest.mark.parametrize("function", [RNNFunction, CompiledRNN], ids=["eager", "compiled"])
+def test_gradcheck_rnn_float64(function):
     torch.manual_seed(0)
     x = torch.randn(3, 6, 2, dtype=torch.float64, requires_grad=True)
     W_x = torch.randn(4, 2, dtype=torch.float64, requires_grad=True)
     W_h = torch.randn(4, 4, dtype=torch.float64, requires_grad=True) * 0.5
     b = torch.randn(4, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(RNNFunction.apply, (x, W_x, W_h.detach().requires_grad_(), b))
+    assert torch.autograd.gradcheck(function.apply, (x, W_x, W_h.detach().requires_grad_(), b))
 
 
 @pytest.mark.parametrize("T", [1, 8])
-def test_vanilla_rnn_matches_torch_rnn(T):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_vanilla_rnn_matches_torch_rnn(T, backend):
     torch.manual_seed(1)
-    rnn, head = nn.RNN(10, 16, batch_first=True), nn.Linear(16, 10)
-    ours = VanillaRNN.from_torch(rnn, head)
+    rnn, head = nn.RNN(10, 33, batch_first=True), nn.Linear(33, 10)
+    ours = VanillaRNN.from_torch(rnn, head, backend=backend)
     x = torch.randn(5, T, 10)
     x_ref, x_ours = x.clone().requires_grad_(), x.clone().requires_grad_()
     ref, out = head(rnn(x_ref)[0][:, -1]), ours(x_ours)
@@ -120,8 +135,10 @@ def test_vanilla_rnn_matches_torch_rnn(T):
     out.sum().backward()
     assert torch.allclose(out, ref, atol=1e-5)
     assert torch.allclose(x_ours.grad, x_ref.grad, atol=1e-5)
-    ours.fused = False
-    assert torch.allclose(ours(x), ref, atol=1e-5)
+    assert torch.allclose(ours.W_hh.grad, rnn.weight_hh_l0.grad, atol=1e-5)
+    assert torch.allclose(ours.W_hx.grad, rnn.weight_ih_l0.grad, atol=1e-5)
+    with torch.no_grad():
+        assert torch.allclose(ours(x), ref, atol=1e-5)
 
 
 def test_no_batch_size_in_the_model():

@@ -5,16 +5,16 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-from lstmgan.gan.pretrained import available, pretrained_path
+from lstmgan.loading import pretrained_index, resolve_path
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "gan_walkthrough.ipynb"
 
 
 def test_shipped_generators_are_registered_and_small():
-    names = available()
+    names = pretrained_index()
     for name in ("mnist@1", "mnist@100", "mnist", "mnist-cgan"):
         assert name in names, name
-        path = pretrained_path(name)
+        path = resolve_path(f"pretrained:{name}")
         assert path.is_file() and path.stat().st_size < 4_000_000       # fp16 generator only
 
 

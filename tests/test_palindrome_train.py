@@ -58,7 +58,11 @@ def test_cli_train_and_evaluate(tmp_path):
     result = cli("palindrome", "evaluate", "--checkpoint", out / "checkpoints" / "last.pt", "--n", "300")
     assert result.returncode == 0, result.stderr
     scores = json.loads(result.stdout)
-    assert scores["n"] == 300 and 0 <= scores["accuracy"] <= 1 and scores["input_length"] == 5
+    assert scores["n"] == 300 and scores["input_length"] == 5
+    from lstmgan.recurrent.evaluate import evaluate_checkpoint
+    assert scores["accuracy"] == evaluate_checkpoint(out / "checkpoints" / "last.pt", 300, device="cpu")["accuracy"]
+    elsewhere = evaluate_checkpoint(out / "checkpoints" / "last.pt", 300, device="cpu", input_length=9)
+    assert elsewhere["input_length"] == 9 and elsewhere["trained_input_length"] == 5
 
 
 def test_resume_continues_to_the_same_result(tmp_path):
@@ -144,3 +148,63 @@ def test_give_up_stops_a_stalled_run(tmp_path):
         summary = train(quick(input_length=12, data_size=400, learning_rate=1e-7, max_epoch=40, patience=0,
                               give_up=2), tmp_path / "stalled", progress=False)
     assert summary["stopped_early"] == "stalled" and summary["epochs"] < 40
+
+
+def test_chrono_init_spreads_forget_time_scales_and_leaves_the_rest():
+    import math
+
+    from lstmgan.recurrent import LSTM
+
+    torch.manual_seed(0)
+    plain = LSTM(10, 64)
+    torch.manual_seed(0)
+    chrono = LSTM(10, 64, chrono_tmax=200)
+    assert chrono.b_f.min() >= 0 and chrono.b_f.max() <= math.log(199)
+    assert chrono.b_f.max() > math.log(199) - 1 and chrono.b_f.std() > 0.5     # spread, not a constant
+    assert torch.equal(chrono.b_i, -chrono.b_f)
+    for name, p in plain.named_parameters():
+        if name not in ("b_f", "b_i"):
+            assert torch.equal(p, getattr(chrono, name)), name
+
+
+def test_chrono_is_recorded_and_survives_resume(tmp_path):
+    out = tmp_path / "run"
+    base = ["palindrome", "train", "--input-length", "6", "--data-size", "600", "--num-hidden", "8",
+            "--forget-bias", "chrono:50", "--out", out, "--quiet"]
+    assert cli(*base, "--max-epoch", "1").returncode == 0
+    assert json.loads((out / "config.json").read_text())["forget_bias"] == "chrono:50"
+    done = cli(*base, "--max-epoch", "2", "--resume")
+    assert done.returncode == 0, done.stderr
+    assert load_checkpoint(out / "checkpoints" / "last.pt").config["forget_bias"] == "chrono:50"
+    done = cli(*base[:-3], "--forget-bias", "chrono", "--out", out, "--resume", "--max-epoch", "3")
+    assert done.returncode == 2 and "differs from the run being resumed" in done.stderr
+
+
+def test_init_from_starts_at_the_given_weights(tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        source = train(quick(max_epoch=4, patience=0, input_dim=10, num_hidden=16), tmp_path / "source",
+                       progress=False)
+        # a learning rate too small to move anything: the first epoch scores what the source scores
+        again = train(quick(max_epoch=1, patience=0, input_dim=10, num_hidden=16, learning_rate=1e-12,
+                            init_from=str(tmp_path / "source" / "checkpoints" / "last.pt")), tmp_path / "again",
+                      progress=False)
+        fresh = train(quick(max_epoch=1, patience=0, input_dim=10, num_hidden=16, learning_rate=1e-12),
+                      tmp_path / "fresh", progress=False)
+    assert source["final_test_accuracy"] > 0.5
+    assert again["final_test_accuracy"] == source["final_test_accuracy"]
+    assert fresh["final_test_accuracy"] < 0.5
+    with pytest.raises(UsageError, match="--num-hidden is 16, this run's is 8"):
+        train(quick(max_epoch=1, input_dim=10, num_hidden=8, init_from=str(tmp_path / "source" / "checkpoints" /
+                                                                           "last.pt")), tmp_path / "x", progress=False)
+    assert not (tmp_path / "x").exists()
+
+
+def test_patience_waits_for_the_target_accuracy(tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        summary = train(quick(target_accuracy=0.5, patience=2, max_epoch=20), tmp_path / "run", progress=False)
+    rows = list(csv.DictReader(open(tmp_path / "run" / "metrics.csv")))
+    assert summary["stopped_early"] == "solved" and summary["epochs"] < 20
+    assert [float(r["test_accuracy"]) >= 0.5 for r in rows[-2:]] == [True, True]
+    assert not (len(rows) > 2 and float(rows[-3]["test_accuracy"]) >= 0.5)      # it stopped at the first chance

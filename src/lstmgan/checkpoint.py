@@ -1,4 +1,4 @@
-"""One checkpoint format for both parts: written atomically, read without running code.
+"""The checkpoint file format of both parts: written atomically, read without running code.
 
 A checkpoint is a single `torch.save` dict::
 
@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import pickle
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
@@ -80,19 +79,9 @@ def save_checkpoint(path, kind: str, config: dict, model: dict, **payload) -> No
                  "config": dict(config), "model": model, **payload}, path)
 
 
-def resolve_path(path: str | os.PathLike) -> Path:
-    """A checkpoint path, or `pretrained:NAME` for a generator shipped in the package."""
-    text = str(path)
-    if text.startswith("pretrained:"):
-        from .gan.pretrained import pretrained_path
-
-        return pretrained_path(text[len("pretrained:"):])
-    return Path(path)
-
-
 def read_checkpoint(path, kind: str | None = None) -> dict:
     """Load and validate a checkpoint dict; anything else raises UsageError (one line)."""
-    path = resolve_path(path)
+    path = Path(path)
     if not path.is_file():
         raise UsageError(f"checkpoint not found: {path}")
     try:
@@ -138,29 +127,3 @@ def load_state(module: torch.nn.Module, state: dict, path, what: str = "model") 
                              f"the config needs {tuple(tensor.shape)}")
     # fp16 state dicts (the shipped generators) load into the model's own dtype
     module.load_state_dict({name: state[name].to(tensor.dtype) for name, tensor in expected.items()})
-
-
-@dataclass
-class LoadedCheckpoint:
-    """What `load_checkpoint` returns: the kind, the resolved config and a ready model."""
-
-    kind: str
-    config: dict
-    model: torch.nn.Module
-    path: Path
-    data: dict
-
-
-def load_checkpoint(path, device: str | torch.device = "cpu", kind: str | None = None) -> LoadedCheckpoint:
-    """Open a checkpoint of either part; `.model` is the palindrome classifier or the generator.
-
-    The model is in eval mode on `device`. `path` may be `pretrained:NAME`.
-    """
-    data = read_checkpoint(path, kind)
-    resolved = resolve_path(path)
-    if data["kind"] == "palindrome":
-        from .recurrent.train import model_from_checkpoint
-    else:
-        from .gan.models import model_from_checkpoint
-    model = model_from_checkpoint(data, resolved)
-    return LoadedCheckpoint(data["kind"], data["config"], model.to(device).eval(), resolved, data)

@@ -8,17 +8,37 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 import warnings
-from dataclasses import fields
 
+from .config import add_flags, given, read_config_file
 from .errors import TrainingDiverged, TrainingInterrupted, UsageError
+from .gan.config import GANConfig
+from .gan.mnist import DATASETS
+from .loading import pretrained_names
+from .recurrent.config import MODELS, PalindromeConfig
 
 
 class Parser(argparse.ArgumentParser):
     """argparse, but errors are a single line (no usage block) with exit code 2."""
 
     def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message}\n")
+        self.exit(UsageError.exit_code, f"{self.prog}: error: {message}\n")
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Every flag's help ends with its default (config options write theirs from the declaration)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "(default" in text or action.default in (None, False, argparse.SUPPRESS) or not action.option_strings:
+            return text
+        default = " ".join(map(str, action.default)) if isinstance(action.default, list) else action.default
+        return f"{text} (default: {default})".strip()
+
+
+def subcommand(group, name: str, help_: str):
+    return group.add_parser(name, help=help_, description=help_, formatter_class=HelpFormatter)
 
 
 def flag(parser, name: str, **kwargs):
@@ -27,71 +47,59 @@ def flag(parser, name: str, **kwargs):
     return parser.add_argument(*names, **kwargs)
 
 
-UNSET = argparse.SUPPRESS   # config flags that are not given stay absent, so defaults live in the configs
-
-
-def given(args, names) -> dict:
-    """The config options the user actually passed (a value may be None, e.g. --forget-bias uniform)."""
-    return {n: getattr(args, n) for n in names if hasattr(args, n)}
-
-
 def add_threads(parser):
     flag(parser, "threads", type=int, help="torch CPU threads (default: torch's choice)")
+
+
+def add_checkpoint(parser, kind: str):
+    names = ", ".join(f"pretrained:{n}" for n in pretrained_names(kind)) or "none shipped"
+    flag(parser, "checkpoint", required=True, metavar="PATH",
+         help=f"a checkpoint or .safetensors file, or a shipped model: {names}")
+
+
+def add_training_flags(parser, config_class, part: str) -> list[str]:
+    """A training command's flags: one per config option, then the run's own (--out, --resume, ...)."""
+    keys = add_flags(parser, config_class)
+    flag(parser, "config", metavar="FILE", help="start from a run's config.json; flags given here override it")
+    flag(parser, "print-config", action="store_true", help="print the resolved config and exit, writing nothing")
+    flag(parser, "out", help=f"run directory (default: runs/{part}-<time>)")
+    flag(parser, "resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    add_threads(parser)
     flag(parser, "quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(config_class=config_class, config_keys=keys)
+    return keys
+
+
+def run_config(args) -> dict:
+    """The option values of a training command: --config FILE, overridden by the flags given."""
+    values = read_config_file(args.config, args.config_class) if args.config else {}
+    return values | given(args, args.config_keys)
+
+
+def print_config(args) -> None:
+    from .runs import Run, resolve_config
+
+    out = args.out or default_out(args.config_class.kind)
+    if args.resume:
+        Run(out).check_can_start(resume=True)
+    config = resolve_config(args.config_class, run_config(args), Run(out), args.resume)
+    print(json.dumps(config.record(), indent=2))
+
+
+def default_out(kind: str) -> str:
+    return f"runs/{kind}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 # ------------------------------------------------------------------ palindrome
 
-def _palindrome_flags(parser, many: bool = False, skip=()):
-    from .recurrent.train import PalindromeConfig
-
-    defaults = {f.name: f.default for f in fields(PalindromeConfig)}
-    nargs = "+" if many else None
-    spec = [("input-length", int), ("input-dim", int), ("num-classes", int), ("num-hidden", int),
-            ("batch-size", int), ("learning-rate", float), ("max-epoch", int), ("max-norm", float),
-            ("data-size", int), ("portion-train", float), ("patience", int), ("give-up", int),
-            ("forget-bias", float), ("init-from", str)]
-    spec = [(name, kind) for name, kind in spec if name not in skip]
-    for name, kind in spec:
-        default = defaults[name.replace("-", "_")]
-        help_ = f"(default: {default})"
-        if name == "forget-bias":
-            kind, help_ = forget_bias, ("LSTM forget-gate bias init: a number, 'uniform' as torch (the seed), or "
-                                        f"'chrono' / 'chrono:N' (chrono init, T_max = input length / N) ({help_})")
-        if name == "init-from":
-            help_ = "start from this palindrome checkpoint's weights (e.g. a shorter T: a curriculum)"
-        flag(parser, name, type=kind, nargs=nargs, metavar=name.split("-")[-1].upper(), help=help_, default=UNSET)
-    flag(parser, "device", default=UNSET, help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps "
-                                               "(default: auto)")
-    return [name.replace("-", "_") for name, _ in spec] + ["device"]
-
-
-def forget_bias(text: str):
-    """--forget-bias: a number, 'uniform' for torch's init (stored as None), or 'chrono' / 'chrono:N'."""
-    from .recurrent.train import chrono_tmax
-
-    word = text.strip().lower()
-    if word in ("uniform", "none"):
-        return None
-    if word.startswith("chrono"):
-        if chrono_tmax(word, 2) is None:
-            raise argparse.ArgumentTypeError(f"chrono init needs 'chrono' or 'chrono:N' with an integer N >= 2, "
-                                             f"got {text!r}")
-        return word
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, 'uniform' or 'chrono[:N]', got {text!r}") from None
-
-
 def cmd_palindrome_train(args):
     from .recurrent.train import train
 
-    config = given(args, args.config_keys + ["model", "seed"])
-    summary = train(config, args.out or default_out("palindrome"), resume=args.resume, progress=not args.quiet)
-    best = summary["best_test_accuracy"]
+    summary = train(run_config(args), args.out or default_out("palindrome"), resume=args.resume,
+                    progress=not args.quiet)
     print(f"test accuracy {summary['final_test_accuracy']:.4f} after {summary['epochs']} epochs "
-          f"(best {best:.4f} at epoch {summary['best_epoch']}); run saved in {summary['run']}")
+          f"(best {summary['best_test_accuracy']:.4f} at epoch {summary['best_epoch']}); backend "
+          f"{summary['backend']}; run saved in {summary['run']}")
 
 
 def cmd_palindrome_sweep(args):
@@ -100,19 +108,27 @@ def cmd_palindrome_sweep(args):
     grid = {"model": args.models, "input_length": args.lengths, "seed": args.seeds}
     fixed = {}
     for key, values in given(args, args.config_keys).items():
-        if isinstance(values, list) and len(values) > 1:
+        if len(values) > 1:
             grid[key] = values
         else:
-            fixed[key] = values[0] if isinstance(values, list) else values
+            fixed[key] = values[0]
     results = sweep(grid, fixed, args.out, resume=args.resume, jobs=args.jobs, threads=args.threads,
                     progress=not args.quiet)
     print(f"{len(results)} runs; table in {args.out}/results.md")
 
 
 def cmd_palindrome_evaluate(args):
-    from .recurrent.train import evaluate_checkpoint
+    from .recurrent.evaluate import evaluate_checkpoint
 
-    print(json.dumps(evaluate_checkpoint(args.checkpoint, args.n, args.seed, args.device), indent=2))
+    print(json.dumps(evaluate_checkpoint(args.checkpoint, args.n, args.seed, args.device, args.input_length),
+                     indent=2))
+
+
+def cmd_build_kernels(args):
+    from .recurrent.backends import build_kernel
+
+    module = build_kernel(verbose=args.verbose)
+    print(f"compiled LSTM/RNN kernel ready: {module.__file__}")
 
 
 # ------------------------------------------------------------------ gan
@@ -120,14 +136,7 @@ def cmd_palindrome_evaluate(args):
 def cmd_gan_train(args):
     from .gan.train import train
 
-    keys = ["n_epochs", "batch_size", "lr", "b1", "b2", "latent_dim", "save_interval", "dataset", "data_dir",
-            "seed", "device", "log_interval", "eval_interval", "eval_samples", "ema_decay", "snapshot_interval",
-            "max_iterations", "lr_decay_from", "d_dropout", "val_size", "d_lr"]
-    config = given(args, keys)
-    for switch in ("conditional", "d_projection", "g_conditional_bn"):
-        if getattr(args, switch):
-            config[switch] = True
-    summary = train(config, args.out or default_out("gan"), resume=args.resume, progress=not args.quiet)
+    summary = train(run_config(args), args.out or default_out("gan"), resume=args.resume, progress=not args.quiet)
     print(f"{summary['iterations']} iterations; run saved in {summary['run']}")
 
 
@@ -180,127 +189,98 @@ def cmd_data_fetch(args):
 
 # ------------------------------------------------------------------ parser
 
-def default_out(kind: str) -> str:
-    import time
-
-    return f"runs/{kind}-{time.strftime('%Y%m%d-%H%M%S')}"
-
-
 def build_parser() -> Parser:
-    parser = Parser(prog="lstmgan", description="Memory in recurrent nets, and GANs on MNIST, measured.")
-    from . import __version__
+    from .version import __version__
 
+    parser = Parser(prog="lstmgan", description="Memory in recurrent nets, and GANs on MNIST, measured.",
+                    formatter_class=HelpFormatter)
     parser.add_argument("--version", action="version", version=f"lstmgan {__version__}")
-    parts = parser.add_subparsers(dest="part", required=True, metavar="{palindrome,gan,data}")
+    parts = parser.add_subparsers(dest="part", required=True, metavar="{palindrome,gan,data,build-kernels}")
 
     pal = parts.add_parser("palindrome", help="Part I: LSTM / RNN on palindromes").add_subparsers(
         dest="command", required=True, metavar="{train,sweep,evaluate}")
-    p = pal.add_parser("train", help="train one model")
-    flag(p, "model", choices=["lstm", "rnn"], default=UNSET, help="(default: lstm)")
-    p.set_defaults(config_keys=_palindrome_flags(p))
-    flag(p, "seed", type=int, default=UNSET, help="(default: 0)")
-    flag(p, "out", help="run directory (default: runs/palindrome-<time>)")
-    flag(p, "resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    add_threads(p)
+    p = subcommand(pal, "train", "train one model")
+    add_training_flags(p, PalindromeConfig, "palindrome")
     p.set_defaults(handler=cmd_palindrome_train)
 
-    p = pal.add_parser("sweep", help="train models x lengths x seeds; any train flag may take several values")
-    flag(p, "models", nargs="+", choices=["lstm", "rnn"], default=["lstm", "rnn"])
+    p = subcommand(pal, "sweep", "train models x lengths x seeds; any train flag may take several values")
+    flag(p, "models", nargs="+", choices=MODELS, default=list(MODELS))
     flag(p, "lengths", nargs="+", type=int, default=[5, 10, 19, 25, 30, 35])
     flag(p, "seeds", nargs="+", type=int, default=[0])
-    p.set_defaults(config_keys=_palindrome_flags(p, many=True, skip=("input-length",)))
+    keys = add_flags(p, PalindromeConfig, many=True, skip=("model", "input_length", "seed", "tensorboard"))
+    p.set_defaults(config_keys=keys)
     flag(p, "out", required=True, help="sweep directory")
     flag(p, "resume", action="store_true", help="keep finished runs, continue unfinished ones")
     flag(p, "jobs", type=int, default=1, help="runs in parallel (processes)")
     add_threads(p)
+    flag(p, "quiet", action="store_true", help="no progress output")
     p.set_defaults(handler=cmd_palindrome_sweep)
 
-    p = pal.add_parser("evaluate", help="score a checkpoint on fresh palindromes (JSON)")
-    flag(p, "checkpoint", required=True)
-    flag(p, "n", type=int, default=10000)
+    p = subcommand(pal, "evaluate", "score a checkpoint on freshly generated palindromes (JSON)")
+    add_checkpoint(p, "palindrome")
+    flag(p, "n", type=int, default=10000, help="palindromes to score")
+    flag(p, "input-length", type=int, help="score at this T instead of the one the model was trained at")
     flag(p, "seed", type=int, default=12345, help="seed of the fresh palindromes")
     flag(p, "device", default="auto")
     p.set_defaults(handler=cmd_palindrome_evaluate)
 
     gan = parts.add_parser("gan", help="Part II: GAN on MNIST").add_subparsers(
         dest="command", required=True, metavar="{train,sample,interpolate,evaluate,export,train-classifier}")
-    p = gan.add_parser("train", help="train a GAN (or a conditional GAN)")
-    for name, kind, help_ in [("n-epochs", int, "(default: 200)"), ("batch-size", int, "(default: 64)"),
-                              ("lr", float, "(default: 0.0002)"), ("b1", float, "Adam beta1 (default: 0.5)"),
-                              ("b2", float, "Adam beta2 (default: 0.999)"), ("latent-dim", int, "(default: 100)"),
-                              ("save-interval", int, "iterations between sample grids + checkpoints (default: 500)"),
-                              ("log-interval", int, "iterations per metrics.csv row (default: 100)"),
-                              ("eval-interval", int, "epochs between FID/IS/PR evaluations (default: 0, off)"),
-                              ("eval-samples", int, "samples per evaluation (default: 5000)"),
-                              ("ema-decay", float, "keep an EMA of G's weights and sample from it (default: 0, off)"),
-                              ("snapshot-interval", int, "epochs between kept snapshots (default: 10)"),
-                              ("max-iterations", int, "stop after this many iterations (default: 0, none)"),
-                              ("lr-decay-from", int, "after this epoch, decay the learning rates linearly to 0 "
-                                                     "(default: 0, off: the seed's constant rate)"),
-                              ("d-dropout", float, "dropout after each hidden layer of D (default: 0)"),
-                              ("val-size", int, "the last N training images are held out for in-training "
-                                                "evaluation and best.pt (default: 10000; 0: train on all)"),
-                              ("d-lr", float, "D's own learning rate, two time scales (default: 0, same as --lr)"),
-                              ("seed", int, "(default: 0)")]:
-        flag(p, name, type=kind, help=help_, default=UNSET)
-    flag(p, "conditional", action="store_true", help="condition both networks on the digit label (cGAN)")
-    flag(p, "d-projection", action="store_true", help="cGAN: projection discriminator (Miyato & Koyama 2018)")
-    flag(p, "g-conditional-bn", action="store_true", help="cGAN: per-class batch-norm scale and shift in G")
-    flag(p, "dataset", choices=["mnist", "fashion-mnist"], default=UNSET, help="(default: mnist)")
-    flag(p, "data-dir", default=UNSET, help="folder with the four IDX files")
-    flag(p, "device", default=UNSET, help="(default: auto)")
-    flag(p, "out", help="run directory (default: runs/gan-<time>)")
-    flag(p, "resume", action="store_true")
-    add_threads(p)
+    p = subcommand(gan, "train", "train a GAN (or a conditional GAN)")
+    add_training_flags(p, GANConfig, "gan")
     p.set_defaults(handler=cmd_gan_train)
 
-    for name, handler, help_ in [("sample", cmd_gan_sample, "sample images from a checkpoint"),
-                                 ("interpolate", cmd_gan_interpolate, "interpolate between two latents")]:
-        p = gan.add_parser(name, help=help_)
-        flag(p, "checkpoint", required=True, help="a checkpoint file, or pretrained:NAME")
+    for name, handler, help_ in [("sample", cmd_gan_sample, "sample images from a generator"),
+                                 ("interpolate", cmd_gan_interpolate, "images along a path between two latents")]:
+        p = subcommand(gan, name, help_)
+        add_checkpoint(p, "gan")
         if name == "sample":
             flag(p, "n", type=int, help="number of images (default: 25; 100 for a cGAN without --digit)")
         else:
-            flag(p, "steps", type=int, default=9)
-            flag(p, "mode", default="lerp", choices=["lerp", "slerp"])
-        flag(p, "digit", type=int, help="digit to draw (conditional generators)")
-        flag(p, "seed", type=int, default=0)
+            flag(p, "steps", type=int, default=9, help="images along the path")
+            flag(p, "mode", default="lerp", choices=["lerp", "slerp"], help="straight line or great circle")
+        flag(p, "digit", type=int, help="digit to draw (conditional generators; default: one row per digit)")
+        flag(p, "seed", type=int, default=0, help="seed of the latent vectors")
         flag(p, "device", default="auto")
         flag(p, "out", required=True, help="FILE.png or FILE.npy")
         p.set_defaults(handler=handler)
 
-    p = gan.add_parser("evaluate", help="FID, IS, precision/recall, mode coverage (JSON)")
-    flag(p, "checkpoint", required=True)
-    flag(p, "n", type=int, default=10000)
-    flag(p, "seed", type=int, default=0)
+    p = subcommand(gan, "evaluate", "FID, IS, precision/recall, mode coverage against the test set (JSON)")
+    add_checkpoint(p, "gan")
+    flag(p, "n", type=int, default=10000, help="samples to score")
+    flag(p, "seed", type=int, default=0, help="seed of the samples")
     flag(p, "device", default="auto")
-    flag(p, "data-dir")
+    flag(p, "data-dir", help="folder with the IDX files (default: $LSTMGAN_DATA_DIR, then the cache)")
     flag(p, "no-reference", action="store_true", help="skip the real-data reference values")
     add_threads(p)
     p.set_defaults(handler=cmd_gan_evaluate)
 
-    p = gan.add_parser("export", help="write a generator-only fp16 checkpoint")
-    flag(p, "checkpoint", required=True)
-    flag(p, "out", required=True)
+    p = subcommand(gan, "export", "write a generator-only fp16 checkpoint")
+    add_checkpoint(p, "gan")
+    flag(p, "out", required=True, help="the file to write")
     flag(p, "raw", action="store_true", help="export the live generator, not its EMA")
     p.set_defaults(handler=cmd_gan_export)
 
-    p = gan.add_parser("train-classifier", help="retrain the feature classifier behind FID")
-    flag(p, "dataset", choices=["mnist", "fashion-mnist"], default="mnist")
+    p = subcommand(gan, "train-classifier", "retrain the feature classifier behind FID")
+    flag(p, "dataset", choices=list(DATASETS), default="mnist")
     flag(p, "epochs", type=int, default=8)
     flag(p, "seed", type=int, default=0)
-    flag(p, "data-dir")
+    flag(p, "data-dir", help="folder with the IDX files (default: $LSTMGAN_DATA_DIR, then the cache)")
     flag(p, "device", default="auto")
     flag(p, "out", help="weights file (default: the package's)")
-    flag(p, "quiet", action="store_true")
+    flag(p, "quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=cmd_gan_train_classifier)
 
     data = parts.add_parser("data", help="data sets").add_subparsers(dest="command", required=True,
                                                                       metavar="{fetch}")
-    p = data.add_parser("fetch", help="download MNIST or Fashion-MNIST (checksum-verified)")
-    p.add_argument("dataset", choices=["mnist", "fashion-mnist"])
+    p = subcommand(data, "fetch", "download MNIST or Fashion-MNIST (checksum-verified)")
+    p.add_argument("dataset", choices=list(DATASETS))
     flag(p, "dir", help="target folder (default: the user cache)")
     p.set_defaults(handler=cmd_data_fetch)
+
+    p = subcommand(parts, "build-kernels", "build the compiled LSTM/RNN kernel now (it is cached; once is enough)")
+    flag(p, "verbose", action="store_true", help="show the compiler's output")
+    p.set_defaults(handler=cmd_build_kernels)
     return parser
 
 
@@ -311,23 +291,24 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     warnings.showwarning = _one_line_warning
-    if getattr(args, "threads", None) is not None:
-        if args.threads < 1:
-            print(f"lstmgan: error: --threads must be a positive integer (got {args.threads})", file=sys.stderr)
-            return 2
-        import torch
-
-        torch.set_num_threads(args.threads)
     try:
-        args.handler(args)
-    except UsageError as error:
-        print(f"lstmgan: error: {' '.join(str(error).split())}", file=sys.stderr)
-        return 2
-    except TrainingDiverged as error:
-        print(f"lstmgan: training diverged: {error}; stopped, the last good checkpoint is kept", file=sys.stderr)
-        return 1
-    except TrainingInterrupted as error:
-        print(f"lstmgan: {error}", file=sys.stderr)
+        if getattr(args, "threads", None) is not None:
+            if args.threads < 1:
+                raise UsageError(f"--threads must be a positive integer (got {args.threads})")
+            import torch
+
+            torch.set_num_threads(args.threads)
+        if getattr(args, "print_config", False):
+            print_config(args)
+        else:
+            args.handler(args)
+    except (UsageError, TrainingDiverged, TrainingInterrupted) as error:
+        message = " ".join(str(error).split())
+        if isinstance(error, TrainingDiverged):
+            message = f"training diverged: {message}; stopped, the last good checkpoint is kept"
+        elif isinstance(error, UsageError):
+            message = f"error: {message}"
+        print(f"lstmgan: {message}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
         print("lstmgan: interrupted", file=sys.stderr)

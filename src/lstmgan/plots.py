@@ -64,6 +64,9 @@ def image_grid(images: np.ndarray, ncol: int | None = None, pad: int = 2, scale:
     return picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST) if scale > 1 else picture
 
 
-def save_grid(images: np.ndarray, path, ncol: int | None = None) -> None:
+def save_grid(images: np.ndarray, path, ncol: int | None = None) -> Image.Image:
+    """Save `image_grid(images, ncol)` as a PNG (folders made as needed); returns the picture."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    image_grid(images, ncol).save(path)
+    picture = image_grid(images, ncol)
+    picture.save(path)
+    return picture

@@ -1,15 +1,14 @@
 """Run directories shared by both parts: config.json, metrics.csv, checkpoints/, samples/.
 
-    run = Run(out)
-    run.check_can_start(resume)           # before anything is written
-    state = run.resume_state(kind) if resume else None
-    run.start(config)                     # creates the directory, writes config.json
-    run.log({...})                        # one metrics.csv row
-    run.save_checkpoint(kind, config, model=..., ...)   # last.pt (+ named snapshots)
+    run, config, checkpoint = start_run(PalindromeConfig, values, out, resume)   # validates; writes nothing
+    ... build the model and optimizers; restore them from `checkpoint` when resuming ...
+    run.start(config, resolved_device="cpu")      # writes config.json, restores metrics.csv
+    run.log({...})                                # one metrics.csv row (and TensorBoard scalars)
+    run.save_checkpoint(kind, config, ("best",), model=..., ...)   # last.pt (+ named snapshots)
 
-The checkpoint carries the metrics rows logged so far, so a resumed run rewrites
-metrics.csv to exactly what it was when the checkpoint was taken: rows logged after it
-(by a run that was then killed) are dropped, never duplicated.
+A checkpoint carries the metrics rows logged so far, so a resumed run rewrites metrics.csv
+to exactly what it was when the checkpoint was taken: rows logged after it (by a run that
+was then killed) are dropped, never duplicated.
 """
 
 from __future__ import annotations
@@ -18,13 +17,15 @@ import csv
 import io
 import json
 import platform
-from dataclasses import MISSING, asdict, fields, is_dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from .checkpoint import atomic_write, read_checkpoint, save_checkpoint
+from .config import RECORD_KEYS, Config, flag_name
 from .errors import UsageError
+from .version import __version__
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -34,40 +35,51 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def environment() -> dict:
     """Versions recorded next to every resolved config."""
-    from . import __version__
-
     return {"lstmgan_version": __version__, "torch_version": torch.__version__,
             "python_version": platform.python_version()}
 
 
-def resolve_resume_config(saved: dict, given: dict, budget_keys: set[str]) -> dict:
-    """The config of a resumed run: the saved one, with budget flags (epochs, patience...) updated.
+def merge_for_resume(saved: dict, given: dict, changeable: set[str]) -> dict:
+    """The config of a resumed run: the saved one, with changeable options (epochs, device...) updated.
 
-    Any other flag given on the command line must agree with the saved run; changing the
-    learning rate halfway, say, would make the run irreproducible, so it is refused.
+    Any other option given must agree with the saved run; changing the learning rate halfway,
+    say, would make the run irreproducible, so it is refused.
     """
     config = dict(saved)
     for key, value in given.items():
-        if key in budget_keys:
+        if key in changeable:
             config[key] = value
         elif key in saved and saved[key] != value:
-            flag = "--" + key.replace("_", "-")
-            raise UsageError(f"{flag} {value} differs from the run being resumed ({saved[key]}); "
+            raise UsageError(f"{flag_name(key)} {value} differs from the run being resumed ({saved[key]}); "
                              f"drop it, or start a new run in another --out")
     return config
 
 
-def resolve_config(config_class, given, out, resume: bool, kind: str, budget_keys: set[str]):
-    """A validated run config: the given values over the defaults, or over the saved run on --resume.
-
-    `given` is a config instance or a dict of the values the user set."""
-    values = asdict(given) if is_dataclass(given) else dict(given)
+def resolve_config(config_class: type[Config], given, run: "Run", resume: bool) -> Config:
+    """A validated config: the given values over the defaults, or over the saved run on --resume."""
+    values = given.to_dict() if isinstance(given, Config) else dict(given)
     if resume:
         # a run saved before an option existed ran with that option's default
-        defaults = {f.name: f.default for f in fields(config_class) if f.default is not MISSING}
-        saved = {**defaults, **Run(out).saved_config(kind)}
-        values = resolve_resume_config(saved, values, budget_keys)
+        saved = {**config_class.defaults(), **run.saved_config(config_class)}
+        values = merge_for_resume(saved, values, config_class.changeable_keys())
     return config_class.from_dict(values).validate()
+
+
+def start_run(config_class: type[Config], given, out, resume: bool) -> tuple["Run", Config, dict | None]:
+    """Check the run directory, resolve the config and read the checkpoint to resume; nothing is written yet.
+
+    The checkpoint is None for a new run, and for a run killed before its first checkpoint
+    (which then starts again from the beginning with its saved config).
+    """
+    run = Run(out)
+    run.check_can_start(resume)
+    config = resolve_config(config_class, given, run, resume)
+    if getattr(config, "tensorboard", False):
+        from .tensorboard import require_tensorboard
+
+        require_tensorboard()
+    checkpoint = run.read_resume_checkpoint(config_class.kind) if resume else None
+    return run, config, checkpoint
 
 
 class Run:
@@ -81,6 +93,7 @@ class Run:
         self.metrics_path = self.path / "metrics.csv"
         self.config_path = self.path / "config.json"
         self.rows: list[dict] = []
+        self.tensorboard = None
 
     def check_can_start(self, resume: bool) -> None:
         """Refuse (UsageError) a new run into a non-empty directory, or a resume with nothing to resume."""
@@ -92,31 +105,38 @@ class Run:
             raise UsageError(f"--out {self.path} already exists and is not empty; "
                              "pass --resume to continue that run, or choose a new directory")
 
-    def saved_config(self, kind: str) -> dict:
-        """The config of the run being resumed: from its last checkpoint, else from config.json
+    def saved_config(self, config_class: type[Config]) -> dict:
+        """The options of the run being resumed: from its last checkpoint, else from config.json
         (a run stopped before its first checkpoint restarts from scratch with its own config)."""
         if self.last_checkpoint.is_file():
-            return read_checkpoint(self.last_checkpoint, kind)["config"]
+            return read_checkpoint(self.last_checkpoint, config_class.kind)["config"]
         try:
-            return json.loads(self.config_path.read_text())
+            saved = json.loads(self.config_path.read_text())
         except (OSError, ValueError):
             raise UsageError(f"--resume: {self.config_path} is not readable") from None
+        return {k: v for k, v in saved.items() if k not in RECORD_KEYS and k not in config_class.derived_keys}
 
-    def resume_state(self, kind: str) -> dict | None:
-        """Read last.pt (validated) and restore metrics.csv to what it held at that checkpoint.
-
-        None when the run never reached a checkpoint: it starts again from the beginning."""
+    def read_resume_checkpoint(self, kind: str) -> dict | None:
+        """The validated last.pt (None if the run never reached one), with the metrics rows it carries."""
         state = read_checkpoint(self.last_checkpoint, kind) if self.last_checkpoint.is_file() else None
         self.rows = [dict(row) for row in state.get("metrics", [])] if state else []
-        self._rewrite_metrics()
         return state
 
-    def start(self, config: dict) -> None:
-        """Write config.json (first, so a run killed at any later instant can be resumed)."""
-        atomic_write_text(self.config_path, json.dumps({**config, **environment()}, indent=2) + "\n")
+    def start(self, config: Config, **derived) -> None:
+        """Write config.json (first, so a run killed at any later instant can be resumed), restore metrics.csv."""
+        atomic_write_text(self.config_path, json.dumps({**config.record(**derived), **environment()}, indent=2)
+                          + "\n")
         self.checkpoints.mkdir(exist_ok=True)
         for stale in self.path.glob("**/.*.tmp"):      # temp files of writes a kill interrupted
             stale.unlink(missing_ok=True)
+        self._rewrite_metrics()
+
+    def mirror_to_tensorboard(self, step_column: str, next_step: int) -> None:
+        """Also write each metrics row (and images) as TensorBoard events; events a killed run wrote
+        from `next_step` on are discarded (purge_step), so no step appears twice."""
+        from .tensorboard import TensorBoardMirror
+
+        self.tensorboard = TensorBoardMirror(self.path / "tensorboard", step_column, next_step)
 
     def log(self, row: dict) -> None:
         """Append one row to metrics.csv (the header is written with the first row)."""
@@ -130,6 +150,20 @@ class Run:
             if new_file:
                 writer.writeheader()
             writer.writerow(row)
+        if self.tensorboard:
+            self.tensorboard.log_row(row)
+
+    def log_image(self, tag: str, image: np.ndarray, step: int) -> None:
+        """A picture (uint8 [H, W]) for TensorBoard, when mirroring; files are written by their owners."""
+        if self.tensorboard:
+            self.tensorboard.log_image(tag, image, step)
+
+    def finish(self, config: Config, final: dict) -> None:
+        """Close the run's TensorBoard mirror with the hyperparameters and the final metrics."""
+        if self.tensorboard:
+            self.tensorboard.log_hyperparameters(config.to_dict(), final)
+            self.tensorboard.close()
+            self.tensorboard = None
 
     def _rewrite_metrics(self) -> None:
         if not self.rows:
@@ -141,12 +175,12 @@ class Run:
         writer.writerows(self.rows)
         atomic_write_text(self.metrics_path, buffer.getvalue())
 
-    def save_checkpoint(self, kind: str, config: dict, snapshots: tuple[str, ...] = (), **state) -> None:
+    def save_checkpoint(self, kind: str, config: Config, snapshots: tuple[str, ...] = (), **state) -> None:
         """Write last.pt atomically (and `checkpoints/<name>.pt` for each snapshot name given)."""
         state["metrics"] = self.rows
-        save_checkpoint(self.last_checkpoint, kind, config, **state)
+        save_checkpoint(self.last_checkpoint, kind, config.to_dict(), **state)
         for name in snapshots:
-            save_checkpoint(self.checkpoints / f"{name}.pt", kind, config, **state)
+            save_checkpoint(self.checkpoints / f"{name}.pt", kind, config.to_dict(), **state)
 
     def metric_column(self, name: str) -> list:
         return [row[name] for row in self.rows]

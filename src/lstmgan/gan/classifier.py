@@ -5,12 +5,11 @@ compares the penultimate (128-d) features of a small CNN trained on the data set
 network must be fixed for scores to be comparable, so its weights ship in the package
 (fp16, ~200 KB each) with the command that retrains them:
 
-    lstmgan gan train-classifier --dataset mnist --out src/lstmgan/gan/weights/mnist_classifier.pt
+    lstmgan gan train-classifier --dataset mnist --out src/lstmgan/weights/mnist_classifier.pt
 """
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 
 import torch
@@ -19,7 +18,8 @@ from torch import nn
 
 from ..checkpoint import atomic_save
 from ..errors import UsageError
-from ..seeding import epoch_order, generator, seed_everything
+from ..loading import weights_dir
+from ..seeding import Stream, epoch_order, random_stream, seed_everything
 from ..training import progress_bar
 from . import mnist
 
@@ -27,9 +27,9 @@ FEATURE_DIM = 128
 
 
 class DigitClassifier(nn.Module):
-    """28x28 grey images in [-1, 1] -> 10 logits; `features` gives the 128-d penultimate layer."""
+    """28x28 grey images in [-1, 1] -> class logits; `features` gives the 128-d penultimate layer."""
 
-    def __init__(self, num_classes: int = 10):
+    def __init__(self, num_classes: int = mnist.NUM_CLASSES):
         super().__init__()
         self.conv = nn.Sequential(
             nn.Conv2d(1, 16, 5, padding=2), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),   # 14x14
@@ -55,7 +55,7 @@ def to_unit_range(images: torch.Tensor) -> torch.Tensor:
 
 
 def weights_path(dataset: str) -> Path:
-    return Path(str(resources.files("lstmgan.gan") / "weights" / f"{dataset.replace('-', '_')}_classifier.pt"))
+    return weights_dir() / f"{dataset.replace('-', '_')}_classifier.pt"
 
 
 def load_classifier(dataset: str = "mnist", device="cpu") -> tuple[DigitClassifier, dict]:
@@ -97,9 +97,9 @@ def train_classifier(dataset: str = "mnist", out=None, epochs: int = 8, batch_si
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     steps = epochs * -(-len(train_set) // batch_size)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps)
-    rng = generator(seed, 0xC1A5)
+    rng = random_stream(seed, Stream.CLASSIFIER_SHIFTS)
     images = to_unit_range(train_set.images).unsqueeze(1)
-    with progress_bar(steps, 0, f"classifier {dataset}", progress) as bar:
+    with progress_bar(steps, f"classifier {dataset}", progress) as bar:
         for epoch in range(1, epochs + 1):
             model.train()
             for index in epoch_order(seed, epoch, len(train_set)).split(batch_size):

@@ -17,12 +17,14 @@ import math
 import numpy as np
 import torch
 
+from ..seeding import Stream, random_stream
+from . import mnist
 from .classifier import load_classifier, to_unit_range
 
 
 @torch.no_grad()
 def classify(classifier, images: torch.Tensor, batch_size: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
-    """(features [N, 128], class probabilities [N, 10]) on the classifier's device."""
+    """(features [N, 128], class probabilities [N, classes]) on the classifier's device."""
     device = next(classifier.parameters()).device
     features, probs = [], []
     for start in range(0, len(images), batch_size):
@@ -54,7 +56,7 @@ def inception_score(probs: torch.Tensor) -> float:
     return float(torch.exp((p * (p.log() - marginal.log())).sum(1).mean()))
 
 
-def class_histogram(probs: torch.Tensor, num_classes: int = 10) -> list[float]:
+def class_histogram(probs: torch.Tensor, num_classes: int = mnist.NUM_CLASSES) -> list[float]:
     counts = torch.bincount(probs.argmax(1).cpu(), minlength=num_classes).double()
     return (counts / counts.sum()).tolist()
 
@@ -115,8 +117,6 @@ class QualityMeter:
     """
 
     def __init__(self, dataset: str = "mnist", data_dir=None, device="cpu", reference=None):
-        from . import mnist
-
         self.classifier, self.meta = load_classifier(dataset, device)
         self.dataset = dataset
         self.data_dir = data_dir
@@ -143,7 +143,5 @@ class QualityMeter:
 
     def reference(self, pool, n: int = 10000, seed: int = 0, with_labels: bool = False) -> dict:
         """The floor: the same metrics for `n` real images drawn from `pool` (disjoint from the reference)."""
-        from ..seeding import generator
-
-        index = torch.randperm(len(pool), generator=generator(seed, 0x8EF))[:n]
+        index = torch.randperm(len(pool), generator=random_stream(seed, Stream.REAL_REFERENCE))[:n]
         return self.score(pool.images[index], pool.labels[index] if with_labels else None)

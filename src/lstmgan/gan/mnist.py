@@ -2,10 +2,11 @@
 
 The reader validates everything it reads (gzip stream, magic number, dimensions, record
 counts, images vs labels) and loads a whole split as one uint8 tensor. Files are looked
-up in `--data-dir`, then `$LSTMGAN_DATA_DIR`, then the user cache (and, for
-Fashion-MNIST, Debian's `/usr/share/datasets/fashion-mnist`); missing files are
-downloaded from public mirrors into the cache and verified by the SHA-256 of their
-uncompressed bytes (mirrors recompress, the data stays the same).
+up in `--data-dir`, then `$LSTMGAN_DATA_DIR` (each as the folder itself, DIR/NAME, or
+torchvision's DIR/MNIST/raw), then the user cache (and, for Fashion-MNIST, Debian's
+`/usr/share/datasets/fashion-mnist`); only the files of the split asked for are needed.
+Missing files are downloaded from public mirrors into the cache and verified by the
+SHA-256 of their uncompressed bytes (mirrors recompress, the data stays the same).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ import torch
 
 from ..errors import UsageError
 
+NUM_CLASSES = 10        # digits in MNIST, garment kinds in Fashion-MNIST
+TRAIN_SIZE = 60000      # images in the training file of either data set
 SPLITS = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
           "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
 FILES = [name for pair in SPLITS.values() for name in pair]
@@ -121,8 +124,8 @@ def read_split(directory: Path, split: str, name: str = "mnist") -> ImageSet:
         raise UsageError(f"{images_path}: images are {images.shape[1]}x{images.shape[2]}, expected 28x28")
     if len(images) != len(labels):
         raise UsageError(f"{directory}: {len(images)} images but {len(labels)} labels in the {split} split")
-    if len(labels) and labels.max() > 9:
-        raise UsageError(f"{labels_path}: label {int(labels.max())} out of range 0..9")
+    if len(labels) and labels.max() >= NUM_CLASSES:
+        raise UsageError(f"{labels_path}: label {int(labels.max())} out of range 0..{NUM_CLASSES - 1}")
     return ImageSet(torch.from_numpy(images.copy()), torch.from_numpy(labels.astype(np.int64)), name, split)
 
 

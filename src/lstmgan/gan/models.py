@@ -21,6 +21,11 @@ import math
 import torch
 from torch import nn
 
+from ..checkpoint import load_state
+from ..errors import UsageError
+from .mnist import NUM_CLASSES
+
+KIND = "gan"
 IMAGE_SHAPE = (1, 28, 28)
 IMAGE_SIZE = math.prod(IMAGE_SHAPE)
 GENERATOR_WIDTHS = (128, 256, 512, 512, 1024)
@@ -113,18 +118,32 @@ class Discriminator(nn.Module):
 
 
 def generator_from_config(config: dict) -> Generator:
-    return Generator(config["latent_dim"], 10 if config.get("conditional") else 0,
+    return Generator(config["latent_dim"], NUM_CLASSES if config.get("conditional") else 0,
                      bool(config.get("g_conditional_bn")))
 
 
 def model_from_checkpoint(data: dict, path) -> Generator:
     """The generator stored in a validated GAN checkpoint dict (fp16 shipped weights load too)."""
-    from ..checkpoint import load_state
-    from ..errors import UsageError
-
     config = data["config"]
     if not isinstance(config.get("latent_dim"), int) or config["latent_dim"] < 1:
         raise UsageError(f"{path}: checkpoint config has no valid latent_dim")
     generator = generator_from_config(config)
     load_state(generator, data["model"], path, "generator")
     return generator
+
+
+@torch.no_grad()
+def generate(G: Generator, z: torch.Tensor, labels=None, batch_size: int = 1000) -> torch.Tensor:
+    """Images from G in eval mode (batch-norm running statistics), batched; G's mode is restored."""
+    was_training = G.training
+    G.eval()
+    device = next(G.parameters()).device
+    out = [G(z[s:s + batch_size].to(device), None if labels is None else labels[s:s + batch_size].to(device))
+           for s in range(0, len(z), batch_size)]
+    G.train(was_training)
+    return torch.cat(out)
+
+
+def balanced_labels(n: int, grouped: bool = False) -> torch.Tensor:
+    """n digit labels in equal shares: cycling 0, 1, ..., 9, 0, ... or, `grouped`, 0, 0, ..., 1, 1, ... (grid rows)."""
+    return torch.arange(n) * NUM_CLASSES // n if grouped else torch.arange(n) % NUM_CLASSES

@@ -8,12 +8,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..checkpoint import FORMAT, FORMAT_VERSION, atomic_save, load_checkpoint, read_checkpoint
+from ..checkpoint import FORMAT, FORMAT_VERSION, atomic_save, read_checkpoint
 from ..devices import resolve_device
 from ..errors import UsageError
+from ..loading import load_checkpoint, resolve_path
 from ..plots import image_grid, to_uint8
-from ..seeding import generator
-from .train import KIND, generate
+from ..seeding import Stream, random_stream
+from .mnist import NUM_CLASSES
+from .models import KIND, balanced_labels, generate
 
 OUTPUT_SUFFIXES = (".png", ".npy")
 
@@ -58,14 +60,14 @@ def sample(checkpoint, n: int | None = None, digit: int | None = None, seed: int
     n = n if n is not None else (100 if per_row_digits else 25)
     if n < 1:
         raise UsageError(f"--n must be a positive integer (got {n})")
-    if per_row_digits and n % 10:
+    if per_row_digits and n % NUM_CLASSES:
         raise UsageError(f"--n {n}: a conditional generator without --digit draws one row per digit, "
-                         "so --n must be a multiple of 10")
-    z = torch.randn(n, G.latent_dim, generator=generator(seed, 0x5A3))
+                         f"so --n must be a multiple of {NUM_CLASSES}")
+    z = torch.randn(n, G.latent_dim, generator=random_stream(seed, Stream.SAMPLING))
     labels = None
     if G.conditional:
-        labels = torch.full((n,), digit) if digit is not None else torch.arange(n) * 10 // n
-    ncol = n // 10 if per_row_digits else math.ceil(math.sqrt(n))
+        labels = torch.full((n,), digit) if digit is not None else balanced_labels(n, grouped=True)
+    ncol = n // NUM_CLASSES if per_row_digits else math.ceil(math.sqrt(n))
     return to_uint8(generate(G, z, labels)), ncol
 
 
@@ -97,7 +99,7 @@ def interpolate(checkpoint, steps: int = 9, mode: str = "lerp", digit: int | Non
         raise UsageError(f"--mode must be lerp or slerp (got {mode!r})")
     G = load_checkpoint(checkpoint, resolve_device(device), kind=KIND).model
     check_digit(G, digit)
-    z1, z2 = torch.randn(2, G.latent_dim, generator=generator(seed, 0x17E2))
+    z1, z2 = torch.randn(2, G.latent_dim, generator=random_stream(seed, Stream.INTERPOLATION))
     t = torch.linspace(0, 1, steps)
     path = (slerp if mode == "slerp" else lerp)(z1, z2, t)
     labels = None
@@ -115,7 +117,7 @@ def export_generator(checkpoint, out, raw: bool = False) -> Path:
     out = Path(out)
     if out.suffix != ".pt":
         raise UsageError(f"--out {out}: the file must end in .pt")
-    data = read_checkpoint(checkpoint, KIND)
+    data = read_checkpoint(resolve_path(checkpoint), KIND)
     weights = data["model"]
     if raw:
         if "generator" not in data:
@@ -133,14 +135,14 @@ def evaluate_checkpoint(checkpoint, n: int = 10000, seed: int = 0, device: str =
     """Quality metrics of a generator's samples against the test set, with the real-data floor."""
     from .metrics import QualityMeter
 
-    if n < 10:
-        raise UsageError(f"--n must be at least 10 (got {n})")
+    if n < NUM_CLASSES:
+        raise UsageError(f"--n must be at least {NUM_CLASSES} (got {n})")
     loaded = load_checkpoint(checkpoint, resolve_device(device), kind=KIND)
     dataset = loaded.config.get("dataset", "mnist")
     meter = QualityMeter(dataset, data_dir, resolve_device(device))
     G = loaded.model
-    z = torch.randn(n, G.latent_dim, generator=generator(seed, 0xE7A1))
-    labels = torch.arange(n) % 10 if G.conditional else None
+    z = torch.randn(n, G.latent_dim, generator=random_stream(seed, Stream.EVALUATION))
+    labels = balanced_labels(n) if G.conditional else None
     progress = loaded.data.get("progress", {})
     result = {"checkpoint": str(checkpoint), "dataset": dataset, "n": n, "seed": seed, "conditional": G.conditional,
               # progress["epoch"] is the epoch a resume would start, so one more than the epochs done

@@ -1,11 +1,13 @@
-"""Part I: memory in recurrent nets — a from-scratch LSTM, a vanilla RNN and palindromes."""
+"""Part I: memory in recurrent nets — a from-scratch LSTM, a vanilla RNN and palindromes.
 
+Models, data and the run configuration only; training lives in `lstmgan.recurrent.train`
+and sweeps in `lstmgan.recurrent.sweep`.
+"""
+
+from .config import PalindromeConfig
 from .lstm import LSTM
 from .palindrome import PalindromeDataset, make_palindrome_splits, num_palindromes, random_palindromes
 from .rnn import VanillaRNN
-from .train import PalindromeConfig, evaluate_checkpoint
 
 __all__ = ["LSTM", "VanillaRNN", "make_palindrome_splits", "PalindromeDataset", "PalindromeConfig",
-           "num_palindromes", "random_palindromes", "evaluate_checkpoint"]
-# Training lives in `lstmgan.recurrent.train` (train, evaluate, ...); it is not re-exported here so
-# that the module name is not shadowed by its function.
+           "num_palindromes", "random_palindromes"]

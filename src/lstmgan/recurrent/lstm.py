@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import backends
 from .fused import LSTMFunction, lstm_inference
 
 GATES = ("i", "f", "o", "g")   # fused order: one sigmoid covers i, f, o
@@ -43,9 +44,10 @@ def as_sequence(x: torch.Tensor, input_dim: int) -> torch.Tensor:
 class LSTM(nn.Module):
     """LSTM classifier: reads [B, T, input_dim] and returns logits [B, num_classes] from h_T.
 
-    `fused=True` (default) runs all gates as one [B, 4H] block with a hand-written
-    backward through time; `fused=False` runs the readable per-gate equations with
-    autograd. Both use the same parameters and agree to float precision.
+    `backend` picks the implementation of the recurrence over the same parameters:
+    "compiled" (a C++ kernel), "eager" (all gates as one block, hand-written backward
+    through time), "per-gate" (the equations below, one gate at a time, with autograd), or
+    "auto" (compiled on CPU where it builds, else eager). All agree to float precision.
 
     Init: every weight and bias uniform in [-1/√H, 1/√H], as `torch.nn.LSTM` does;
     `forget_bias` (e.g. 1.0) then sets b_f to a constant so the cell starts by remembering,
@@ -54,13 +56,13 @@ class LSTM(nn.Module):
     """
 
     def __init__(self, input_dim: int = 1, num_hidden: int = 128, num_classes: int = 10,
-                 forget_bias: float | None = None, fused: bool = True, chrono_tmax: int | None = None):
+                 forget_bias: float | None = None, backend: str = "auto", chrono_tmax: int | None = None):
         super().__init__()
         if chrono_tmax is not None and (forget_bias is not None or chrono_tmax < 2):
             raise ValueError("chrono init needs T_max >= 2 and no constant forget_bias")
         self.input_dim, self.num_hidden, self.num_classes = input_dim, num_hidden, num_classes
         self.forget_bias, self.chrono_tmax = forget_bias, chrono_tmax
-        self.fused = fused
+        self.backend = backends.check(backend)
         H, D = num_hidden, input_dim
         for gate in ("g", "i", "f", "o"):
             setattr(self, f"W_{gate}x", nn.Parameter(torch.empty(H, D)))
@@ -93,7 +95,13 @@ class LSTM(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = as_sequence(x, self.input_dim)
-        h = self.forward_fused(x) if self.fused else self.forward_per_gate(x)
+        backend = backends.resolve(self.backend, x)
+        if backend == "per-gate":
+            h = self.forward_per_gate(x)
+        elif backend == "compiled":
+            h = backends.compiled_lstm(x, *self.fused_weights())
+        else:
+            h = self.forward_fused(x)
         return F.linear(h, self.W_ph, self.b_p)          # p = W_ph h_T + b_p
 
     def forward_per_gate(self, x: torch.Tensor) -> torch.Tensor:
@@ -125,11 +133,11 @@ class LSTM(nn.Module):
         return torch.softmax(self(x), dim=-1)
 
     @classmethod
-    def from_torch(cls, lstm: nn.LSTM, head: nn.Linear, fused: bool = True) -> "LSTM":
+    def from_torch(cls, lstm: nn.LSTM, head: nn.Linear, backend: str = "auto") -> "LSTM":
         """Copy a single-layer, batch-first `torch.nn.LSTM` and its `nn.Linear` head."""
         if lstm.num_layers != 1 or lstm.bidirectional or lstm.proj_size:
             raise ValueError("only single-layer, unidirectional nn.LSTM without projection converts")
-        model = cls(lstm.input_size, lstm.hidden_size, head.out_features, fused=fused)
+        model = cls(lstm.input_size, lstm.hidden_size, head.out_features, backend=backend)
         H = lstm.hidden_size
         torch_order = ("i", "f", "g", "o")
         bias = torch.zeros(4 * H)
@@ -162,4 +170,4 @@ class LSTM(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"input_dim={self.input_dim}, num_hidden={self.num_hidden}, "
-                f"num_classes={self.num_classes}, fused={self.fused}")
+                f"num_classes={self.num_classes}, backend={self.backend!r}")

@@ -1,10 +1,8 @@
 """The palindrome task: read the first T digits of a palindrome, predict the last one.
 
 The last digit equals the first, so a model must carry one digit across T steps.
-Palindromes are built digit by digit (any T works; the course code built them as int64
-numbers and overflowed beyond T = 35), and a split's sequences are drawn *without
-replacement* from one pool, so train and test never share a sequence (the course code
-sampled with replacement and leaked test sequences into training).
+Palindromes are built digit by digit, so any T works, and a split's sequences are drawn
+*without replacement* from one pool, so train and test never share a sequence.
 """
 
 from __future__ import annotations
@@ -15,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from ..seeding import generator
+from ..seeding import Stream, random_stream
 
 ENUMERATE_LIMIT = 10_000_000   # pools up to this size are sampled by index, without replacement
 
@@ -42,7 +40,7 @@ def random_palindromes(n: int, input_length: int, num_classes: int = 10, seed: i
     total = num_palindromes(input_length, num_classes)
     if n > total:
         raise ValueError(f"only {total} distinct palindromes of length {input_length + 1} exist")
-    rng = generator(seed, 0xDA7A, input_length)
+    rng = random_stream(seed, Stream.PALINDROMES, input_length)
     if total <= ENUMERATE_LIMIT:
         index = torch.randperm(total, generator=rng)[:n]
         powers = num_classes ** torch.arange(free - 1, -1, -1)

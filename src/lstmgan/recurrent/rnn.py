@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import backends
 from .fused import RNNFunction, rnn_inference
 from .lstm import as_sequence
 
@@ -19,10 +20,10 @@ from .lstm import as_sequence
 class VanillaRNN(nn.Module):
     """Elman RNN classifier: [B, T, input_dim] -> logits [B, num_classes]; init like `nn.RNN`."""
 
-    def __init__(self, input_dim: int = 1, num_hidden: int = 128, num_classes: int = 10, fused: bool = True):
+    def __init__(self, input_dim: int = 1, num_hidden: int = 128, num_classes: int = 10, backend: str = "auto"):
         super().__init__()
         self.input_dim, self.num_hidden, self.num_classes = input_dim, num_hidden, num_classes
-        self.fused = fused
+        self.backend = backends.check(backend)
         self.W_hx = nn.Parameter(torch.empty(num_hidden, input_dim))
         self.W_hh = nn.Parameter(torch.empty(num_hidden, num_hidden))
         self.b_h = nn.Parameter(torch.empty(num_hidden))
@@ -37,7 +38,13 @@ class VanillaRNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = as_sequence(x, self.input_dim)
-        h = self.forward_fused(x) if self.fused else self.forward_per_step(x)
+        backend = backends.resolve(self.backend, x)
+        if backend == "per-gate":
+            h = self.forward_per_step(x)
+        elif backend == "compiled":
+            h = backends.compiled_rnn(x, self.W_hx, self.W_hh, self.b_h)
+        else:
+            h = self.forward_fused(x)
         return F.linear(h, self.W_ph, self.b_p)
 
     def forward_per_step(self, x: torch.Tensor) -> torch.Tensor:
@@ -58,8 +65,8 @@ class VanillaRNN(nn.Module):
         return torch.softmax(self(x), dim=-1)
 
     @classmethod
-    def from_torch(cls, rnn: nn.RNN, head: nn.Linear) -> "VanillaRNN":
-        model = cls(rnn.input_size, rnn.hidden_size, head.out_features)
+    def from_torch(cls, rnn: nn.RNN, head: nn.Linear, backend: str = "auto") -> "VanillaRNN":
+        model = cls(rnn.input_size, rnn.hidden_size, head.out_features, backend=backend)
         with torch.no_grad():
             model.W_hx.copy_(rnn.weight_ih_l0)
             model.W_hh.copy_(rnn.weight_hh_l0)
@@ -69,4 +76,5 @@ class VanillaRNN(nn.Module):
         return model
 
     def extra_repr(self) -> str:
-        return f"input_dim={self.input_dim}, num_hidden={self.num_hidden}, num_classes={self.num_classes}"
+        return (f"input_dim={self.input_dim}, num_hidden={self.num_hidden}, num_classes={self.num_classes}, "
+                f"backend={self.backend!r}")

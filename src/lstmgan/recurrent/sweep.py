@@ -12,14 +12,17 @@ import json
 import os
 import statistics
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, fields
+from dataclasses import fields
 from multiprocessing import get_context
 from pathlib import Path
 
 from ..errors import UsageError
 from ..plots import line_plot, pyplot
 from ..runs import atomic_write_text
-from .train import BUDGET_KEYS, PalindromeConfig, train
+from .config import PalindromeConfig
+from .train import train
+
+CHANGEABLE = PalindromeConfig.changeable_keys()
 
 SHORT = {"model": "", "input_length": "T", "seed": "s", "learning_rate": "lr", "num_hidden": "h",
          "input_dim": "d", "batch_size": "b", "forget_bias": "fb", "max_norm": "mn", "data_size": "n",
@@ -41,7 +44,7 @@ def run_name(point: dict) -> str:
 
 def without_budget(spec: dict) -> dict:
     """A sweep's flags less the budget ones (epochs, patience...), which a resume may change."""
-    return {"grid": spec["grid"], "fixed": {k: v for k, v in spec["fixed"].items() if k not in BUDGET_KEYS}}
+    return {"grid": spec["grid"], "fixed": {k: v for k, v in spec["fixed"].items() if k not in CHANGEABLE}}
 
 
 def _train_one(config: dict, out: str, resume: bool, threads: int | None) -> dict:
@@ -67,7 +70,7 @@ def sweep(grid: dict[str, list], fixed: dict, out, resume: bool = False, jobs: i
         saved = json.loads((out / "sweep.json").read_text())
         if without_budget(saved) != without_budget(json.loads(json.dumps(spec))):
             raise UsageError(f"--resume: the sweep in {out} was started with other flags; repeat them exactly "
-                             f"(only {', '.join('--' + k.replace('_', '-') for k in sorted(BUDGET_KEYS))} "
+                             f"(only {', '.join('--' + k.replace('_', '-') for k in sorted(CHANGEABLE))} "
                              "may change), or start a new sweep in another --out")
     elif out.exists() and any(out.iterdir()):
         raise UsageError(f"--out {out} already exists and is not empty; pass --resume to continue that sweep, "
@@ -82,7 +85,7 @@ def sweep(grid: dict[str, list], fixed: dict, out, resume: bool = False, jobs: i
         if summary.is_file():
             continue
         started = run_dir.is_dir() and any(run_dir.iterdir())
-        tasks.append((asdict(config), str(run_dir), started))
+        tasks.append((config.to_dict(), str(run_dir), started))
     if jobs == 1:
         for k, (config, run_dir, resume_run) in enumerate(tasks):
             if progress:
@@ -101,7 +104,7 @@ def sweep(grid: dict[str, list], fixed: dict, out, resume: bool = False, jobs: i
     results = []
     for point, config in zip(points, configs):
         summary = json.loads((out / "runs" / run_name(point) / "summary.json").read_text())
-        results.append({**asdict(config), **summary})
+        results.append({**config.to_dict(), **summary})
     write_results(out, results, [k for k in grid if len(grid[k]) > 1 and k != "seed"])
     return results
 
@@ -122,7 +125,7 @@ def group_results(results: list[dict]) -> list[tuple[dict, list[dict]]]:
     """Runs grouped by configuration, seeds pooled."""
     groups: dict[tuple, list[dict]] = {}
     for r in results:
-        key = tuple((k, r[k]) for k in TABLE_KEYS + ["forget_bias", "patience", "give_up"])
+        key = tuple((k, r[k]) for k in TABLE_KEYS + ["forget_bias", "patience", "give_up", "target_accuracy"])
         groups.setdefault(key, []).append(r)
     return [(dict(key), rows) for key, rows in groups.items()]
 
@@ -154,7 +157,8 @@ def write_results(out: Path, results: list[dict], varying: list[str]) -> None:
     notes = ["", "Accuracy is on the held-out test split (never seen in training); mean over seeds, "
              "min–max in brackets. 'Epoch of first 100%' counts only seeds that got there."]
     if any(r["patience"] for r in results):
-        notes.append(f"Runs stop early once test accuracy has stayed at 100% for "
+        target = "/".join(f"{100 * t:g}%" for t in sorted({r.get("target_accuracy", 1.0) for r in results}))
+        notes.append(f"Runs stop early once test accuracy has stayed at {target} or more for "
                      f"{'/'.join(str(p) for p in sorted({r['patience'] for r in results}))} epochs (--patience).")
     if any(r.get("give_up") for r in results):
         notes.append(f"Runs give up once the best test accuracy has not improved for "

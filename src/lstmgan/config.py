@@ -1,0 +1,202 @@
+"""One declaration per hyperparameter, and everything else derived from it.
+
+A run's configuration is a dataclass whose fields are made with `option(...)`: the default,
+the help text, the rule a value must satisfy, aliases, and whether the value may change
+when a run is resumed. From that one declaration come
+
+* the command-line flags (`add_flags`), with their defaults in the help;
+* validation (`Config.validate`), one line per mistake;
+* strict loading (`Config.from_dict`: an unknown key is an error, never dropped);
+* the resume rule (`Config.changeable_keys`);
+* `config.json` and `--config FILE` (`read_config_file`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable, ClassVar
+
+from .errors import UsageError
+
+CONFIG_VERSION = 1
+# keys config.json holds beside the options: what the file is, and the versions that wrote it
+RECORD_KEYS = ("kind", "config_version", "lstmgan_version", "torch_version", "python_version")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A check on one option's value, and how to say what it must be."""
+
+    holds: Callable[[Any], bool]
+    text: str
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v) -> bool:
+    return (isinstance(v, (int, float)) and not isinstance(v, bool)) and math.isfinite(v)
+
+
+POSITIVE_INT = Rule(lambda v: _is_int(v) and v >= 1, "a positive integer")
+COUNT = Rule(lambda v: _is_int(v) and v >= 0, "0 or a positive integer")
+INTEGER = Rule(_is_int, "an integer")
+POSITIVE = Rule(lambda v: _is_number(v) and v > 0, "positive")
+NON_NEGATIVE = Rule(lambda v: _is_number(v) and v >= 0, "0 or positive")
+FRACTION = Rule(lambda v: _is_number(v) and 0 <= v < 1, "in [0, 1)")
+OPEN_FRACTION = Rule(lambda v: _is_number(v) and 0 < v < 1, "strictly between 0 and 1")
+BOOLEAN = Rule(lambda v: isinstance(v, bool), "true or false")
+TEXT = Rule(lambda v: isinstance(v, str), "a string")
+OPTIONAL_TEXT = Rule(lambda v: v is None or isinstance(v, str), "a string")
+
+
+def one_of(*choices) -> Rule:
+    return Rule(lambda v: v in choices, "one of " + ", ".join(map(str, choices)))
+
+
+def option(default, help: str, rule: Rule | None = None, *, parse: Callable[[str], Any] | None = None,
+           aliases: tuple[str, ...] = (), changeable: bool = False, metavar: str | None = None):
+    """A config field. `changeable`: may differ on --resume (how long or where a run goes, not what it computes)."""
+    return field(default=default, metadata={"help": help, "rule": rule, "parse": parse, "aliases": aliases,
+                                            "changeable": changeable, "metavar": metavar})
+
+
+def flag_name(key: str) -> str:
+    return "--" + key.replace("_", "-")
+
+
+class Config:
+    """Base of the run configurations (`PalindromeConfig`, `GANConfig`): a dataclass of `option` fields."""
+
+    kind: ClassVar[str]
+    # keys a run adds to config.json that are not options (the resolved device, data sizes, ...)
+    derived_keys: ClassVar[tuple[str, ...]] = ()
+
+    def validate(self):
+        """Check every option's rule, then the rules between options (`check`); UsageError names the flag."""
+        for f in fields(self):
+            rule, value = f.metadata.get("rule"), getattr(self, f.name)
+            if rule is not None and not rule.holds(value):
+                raise UsageError(f"{flag_name(f.name)} must be {rule.text} (got {value!r})")
+        self.check()
+        return self
+
+    def check(self) -> None:
+        """Rules that involve more than one option (subclasses)."""
+
+    def need(self, ok: bool, key: str, rule: str) -> None:
+        if not ok:
+            raise UsageError(f"{flag_name(key)} must be {rule} (got {getattr(self, key)!r})")
+
+    @classmethod
+    def from_dict(cls, values: dict, source: str = "config"):
+        """A config from option values; an unknown key is an error (a typo must not be silently dropped)."""
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise UsageError(f"{source}: unknown option{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} "
+                             f"for a {cls.kind} run")
+        return cls(**values)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def defaults(cls) -> dict:
+        return {f.name: f.default for f in fields(cls) if f.default is not MISSING}
+
+    @classmethod
+    def changeable_keys(cls) -> set[str]:
+        return {f.name for f in fields(cls) if f.metadata.get("changeable")}
+
+    def record(self, **derived) -> dict:
+        """What config.json holds: the kind, the format version, every option, then the derived values."""
+        return {"kind": self.kind, "config_version": CONFIG_VERSION, **self.to_dict(), **derived}
+
+
+def read_config_file(path, config_class: type[Config]) -> dict:
+    """The option values in a run's config.json (for `--config FILE`); record and derived keys are dropped."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UsageError(f"--config {path}: no such file") from None
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise UsageError(f"--config {path}: not a readable JSON file ({type(error).__name__})") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"--config {path}: expected a JSON object of options")
+    if data.get("kind") != config_class.kind:
+        raise UsageError(f"--config {path}: this is {'a ' + str(data['kind']) if 'kind' in data else 'not a'} "
+                         f"run config; a {config_class.kind} config is needed")
+    if data.get("config_version") != CONFIG_VERSION:
+        raise UsageError(f"--config {path}: config version {data.get('config_version')!r} is not the one this "
+                         f"lstmgan reads ({CONFIG_VERSION}); written by lstmgan {data.get('lstmgan_version', '?')}")
+    values = {k: v for k, v in data.items() if k not in RECORD_KEYS and k not in config_class.derived_keys}
+    config_class.from_dict(values, f"--config {path}")   # unknown keys fail here, before any work
+    return values
+
+
+# ------------------------------------------------------------------ command-line flags
+
+def describe(value) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return str(value)
+
+
+def parse_bool(text: str) -> bool:
+    word = text.strip().lower()
+    if word in ("1", "true", "yes", "on"):
+        return True
+    if word in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+class _BoolList(argparse.Action):
+    """A switch in a sweep: `--flag` alone means [True]; `--flag false true` sweeps both."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values or [True])
+
+
+def add_flags(parser: argparse.ArgumentParser, config_class: type[Config], many: bool = False,
+              skip: tuple[str, ...] = ()) -> list[str]:
+    """Add one flag per option (hyphenated, with the snake_case spelling as an alias); return the keys.
+
+    Flags left out stay absent from the parsed namespace (`argparse.SUPPRESS`), so the defaults
+    live in the config class alone. `many`: each flag takes one or more values (a sweep's grid).
+    """
+    keys = []
+    for f in fields(config_class):
+        if f.name in skip:
+            continue
+        meta = f.metadata
+        names = [flag_name(f.name)] + ([f"--{f.name}"] if "_" in f.name else []) + list(meta["aliases"])
+        help_ = f"{meta['help']} (default: {describe(f.default)})"
+        kwargs: dict = {"default": argparse.SUPPRESS, "help": help_, "dest": f.name}
+        if isinstance(f.default, bool):
+            if many:
+                kwargs.update(nargs="*", type=parse_bool, action=_BoolList, metavar="BOOL")
+            else:
+                kwargs.update(action=argparse.BooleanOptionalAction)
+        else:
+            kind = meta["parse"] or (type(f.default) if f.default is not None else str)
+            kwargs.update(type=kind, metavar=meta["metavar"] or f.name.split("_")[-1].upper())
+            if many:
+                kwargs["nargs"] = "+"
+        parser.add_argument(*names, **kwargs)
+        keys.append(f.name)
+    return keys
+
+
+def given(args: argparse.Namespace, keys: list[str]) -> dict:
+    """The options the user actually passed (a value may be None, e.g. --forget-bias uniform)."""
+    return {k: getattr(args, k) for k in keys if hasattr(args, k)}

@@ -1,0 +1,76 @@
+"""The configuration of one GAN run; the defaults are the seed's (200 epochs, batch 64, lr 2e-4, latent 100)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..config import (
+    BOOLEAN,
+    COUNT,
+    FRACTION,
+    INTEGER,
+    NON_NEGATIVE,
+    OPTIONAL_TEXT,
+    POSITIVE,
+    POSITIVE_INT,
+    Config,
+    one_of,
+    option,
+)
+from .mnist import DATASETS, NUM_CLASSES, TRAIN_SIZE
+
+
+@dataclass
+class GANConfig(Config):
+    """One GAN (or conditional GAN) run on MNIST-like data."""
+
+    kind = "gan"
+    derived_keys = ("resolved_device", "train_size")
+
+    n_epochs: int = option(200, "epochs", POSITIVE_INT, changeable=True)
+    batch_size: int = option(64, "images per step", POSITIVE_INT)
+    lr: float = option(0.0002, "Adam learning rate (of both networks unless --d-lr)", POSITIVE)
+    b1: float = option(0.5, "Adam beta1, as in DCGAN and PyTorch-GAN", FRACTION)
+    b2: float = option(0.999, "Adam beta2", FRACTION)
+    latent_dim: int = option(100, "size of z", POSITIVE_INT)
+    save_interval: int = option(500, "iterations between sample grids and checkpoints", POSITIVE_INT)
+    conditional: bool = option(False, "condition both networks on the digit label (cGAN)", BOOLEAN)
+    dataset: str = option("mnist", " or ".join(DATASETS), one_of(*DATASETS))
+    data_dir: str | None = option(None, "folder with the IDX files (else $LSTMGAN_DATA_DIR, then the cache)",
+                                  OPTIONAL_TEXT, changeable=True, metavar="DIR")
+    seed: int = option(0, "seed of the init, the noise and the batch order", INTEGER)
+    device: str = option("auto", "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps", changeable=True)
+    log_interval: int = option(100, "iterations per metrics.csv loss row (means over the window)", POSITIVE_INT)
+    eval_interval: int = option(0, "epochs between quality evaluations on the validation split (0: none)", COUNT)
+    eval_samples: int = option(5000, "samples per evaluation", POSITIVE_INT)
+    ema_decay: float = option(0.0, "keep an exponential moving average of G's weights and sample from it (0: off)",
+                              FRACTION)
+    snapshot_interval: int = option(10, "epochs between kept snapshots, and epoch 1 (0: none)", COUNT)
+    max_iterations: int = option(0, "stop after this many iterations in all (0: run --n-epochs)", COUNT,
+                                 changeable=True)
+    lr_decay_from: int = option(0, "after this epoch both learning rates fall linearly to 0 at the end "
+                                   "(0: the seed's constant rate)", COUNT)
+    d_dropout: float = option(0.0, "dropout after each hidden layer of D", FRACTION)
+    val_size: int = option(10000, "the last N training images are the validation split of in-training "
+                                  "evaluations and best.pt, never trained on (0: train on all)", COUNT)
+    d_lr: float = option(0.0, "D's own learning rate, two time scales (0: the same as --lr)", NON_NEGATIVE)
+    d_projection: bool = option(False, "cGAN: projection discriminator (Miyato & Koyama 2018) instead of "
+                                       "the label concatenated to D's input", BOOLEAN)
+    g_conditional_bn: bool = option(False, "cGAN: per-class batch-norm scale and shift in G instead of the "
+                                           "label concatenated to z", BOOLEAN)
+    tensorboard: bool = option(False, "also write TensorBoard event files (pip install 'lstmgan[tensorboard]')",
+                               BOOLEAN, changeable=True)
+
+    def check(self) -> None:
+        self.need(self.val_size < TRAIN_SIZE, "val_size", f"below the {TRAIN_SIZE} training images")
+        self.need(self.batch_size <= TRAIN_SIZE - self.val_size, "batch_size",
+                  f"at most the {TRAIN_SIZE - self.val_size} training images")
+        self.need(self.lr_decay_from < self.n_epochs, "lr_decay_from", f"below --n-epochs {self.n_epochs}")
+        self.need(self.val_size > 0 or not self.eval_interval, "eval_interval",
+                  "0 when --val-size is 0 (in-training evaluation reads the validation split, never the test set)")
+        for name in ("d_projection", "g_conditional_bn"):
+            self.need(self.conditional or not getattr(self, name), name, "used with --conditional")
+
+    @property
+    def num_classes(self) -> int:
+        return NUM_CLASSES if self.conditional else 0

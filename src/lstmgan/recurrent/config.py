@@ -1,0 +1,108 @@
+"""The configuration of one palindrome run; defaults are the seed's configuration table."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from dataclasses import dataclass
+
+from ..config import (
+    BOOLEAN,
+    COUNT,
+    INTEGER,
+    OPEN_FRACTION,
+    OPTIONAL_TEXT,
+    POSITIVE,
+    POSITIVE_INT,
+    Config,
+    Rule,
+    one_of,
+    option,
+)
+from .palindrome import num_palindromes
+
+MODELS = ("lstm", "rnn")
+BACKENDS = ("auto", "compiled", "eager", "per-gate")
+
+
+def chrono_tmax(setting: str, input_length: int) -> int | None:
+    """T_max of a 'chrono' / 'chrono:N' forget-bias setting (the input length by default); None if malformed."""
+    name, _, tmax = setting.strip().lower().partition(":")
+    if name != "chrono":
+        return None
+    if not tmax:
+        return max(2, input_length)
+    return int(tmax) if tmax.isdigit() and int(tmax) >= 2 else None
+
+
+def forget_bias_value(text: str):
+    """--forget-bias: a number, 'uniform' (torch's init, stored as None), or 'chrono' / 'chrono:N'."""
+    word = text.strip().lower()
+    if word in ("uniform", "none"):
+        return None
+    if word.startswith("chrono"):
+        if chrono_tmax(word, 2) is None:
+            raise argparse.ArgumentTypeError(f"chrono init needs 'chrono' or 'chrono:N' with an integer N >= 2, "
+                                             f"got {text!r}")
+        return word
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, 'uniform' or 'chrono[:N]', got {text!r}") from None
+
+
+UNIT_FRACTION = Rule(lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= 1, "in (0, 1]")
+FORGET_BIAS = Rule(lambda v: v is None or (isinstance(v, str) and chrono_tmax(v, 2) is not None)
+                   or (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)),
+                   "a number, 'uniform', 'chrono' or 'chrono:N' with an integer N >= 2")
+
+
+@dataclass
+class PalindromeConfig(Config):
+    """One palindrome training run (LSTM or vanilla RNN)."""
+
+    kind = "palindrome"
+    derived_keys = ("resolved_device", "resolved_backend", "train_size", "test_size")
+
+    model: str = option("lstm", "lstm or rnn", one_of(*MODELS), metavar="{lstm,rnn}")
+    input_length: int = option(5, "T: digits read before the one to predict", POSITIVE_INT, metavar="T")
+    input_dim: int = option(1, "1 (digit values) or --num-classes (one-hot)", POSITIVE_INT)
+    num_classes: int = option(10, "digits 0..N-1", POSITIVE_INT, metavar="N")
+    num_hidden: int = option(128, "hidden units", POSITIVE_INT)
+    batch_size: int = option(100, "sequences per training step", POSITIVE_INT)
+    learning_rate: float = option(0.001, "Adam learning rate", POSITIVE, metavar="LR")
+    max_epoch: int = option(100, "epochs at most", POSITIVE_INT, changeable=True)
+    max_norm: float = option(10.0, "gradient-norm clipping", POSITIVE)
+    data_size: int = option(100000, "distinct palindromes drawn (all of them if fewer exist)", POSITIVE_INT)
+    portion_train: float = option(0.8, "share of the data used for training; the rest is the test split",
+                                  OPEN_FRACTION, metavar="P")
+    seed: int = option(0, "seed of the data, the init and the batch order", INTEGER)
+    device: str = option("auto", "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps", changeable=True)
+    patience: int = option(0, "stop once test accuracy has stayed at --target-accuracy this many epochs (0: never)",
+                           COUNT, changeable=True, metavar="EPOCHS")
+    target_accuracy: float = option(1.0, "the test accuracy --patience waits for", UNIT_FRACTION, changeable=True,
+                                    metavar="ACC")
+    give_up: int = option(0, "stop once the best test accuracy has not improved for this many epochs (0: never)",
+                          COUNT, changeable=True, metavar="EPOCHS")
+    # 3.0 makes σ(b_f)^34 ≈ 0.17, so the first digit's gradient survives T = 35 steps
+    # (docs/palindrome.md shows the seed's uniform init against it)
+    forget_bias: float | str | None = option(
+        3.0, "LSTM forget-gate bias init: a number, 'uniform' as torch (the seed), or 'chrono' / 'chrono:N' "
+             "(chrono init, Tallec & Ollivier 2018, with T_max the input length or N)", FORGET_BIAS,
+        parse=forget_bias_value, metavar="BIAS")
+    init_from: str | None = option(None, "start from this palindrome checkpoint's weights (e.g. a shorter T: "
+                                         "a curriculum)", OPTIONAL_TEXT, metavar="CHECKPOINT")
+    backend: str = option("auto", "recurrence implementation: auto (compiled on CPU where it builds, else eager), "
+                                  "compiled (C++ kernel), eager (fused, hand-written BPTT) or per-gate (autograd)",
+                          one_of(*BACKENDS), changeable=True)
+    tensorboard: bool = option(False, "also write TensorBoard event files (pip install 'lstmgan[tensorboard]')",
+                               BOOLEAN, changeable=True)
+
+    def check(self) -> None:
+        self.need(self.num_classes >= 2, "num_classes", "an integer >= 2")
+        self.need(self.input_dim in (1, self.num_classes), "input_dim",
+                  f"1 (digit values) or --num-classes {self.num_classes} (one-hot)")
+        n = min(self.data_size, num_palindromes(self.input_length, self.num_classes))
+        n_train = round(n * self.portion_train)
+        self.need(0 < n_train < n, "portion_train",
+                  f"large and small enough that {n} sequences split into two non-empty sets")

@@ -1,0 +1,47 @@
+"""Scoring palindrome classifiers: on a data set, and a checkpoint on freshly generated palindromes."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..devices import resolve_device
+from ..errors import UsageError
+from ..loading import load_checkpoint
+from .config import PalindromeConfig
+from .models import KIND
+from .palindrome import PalindromeDataset, num_palindromes, random_palindromes
+
+
+@torch.no_grad()
+def evaluate(model, dataset: PalindromeDataset, batch_size: int = 2000) -> tuple[float, float]:
+    """(mean cross-entropy, accuracy) over a dataset, in eval mode."""
+    was_training = model.training
+    model.eval()
+    loss_sum, correct = 0.0, 0
+    for index in torch.arange(len(dataset), device=dataset.sequences.device).split(batch_size):
+        x, y = dataset.batch(index)
+        logits = model(x)
+        loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
+        correct += (logits.argmax(1) == y).sum().item()
+    model.train(was_training)
+    return loss_sum / len(dataset), correct / len(dataset)
+
+
+def evaluate_checkpoint(path, n: int = 10000, seed: int = 12345, device: str = "auto",
+                        input_length: int | None = None) -> dict:
+    """Score a checkpoint on `n` freshly generated palindromes (of its own input length by default)."""
+    if n < 1:
+        raise UsageError(f"--n must be a positive integer (got {n})")
+    if input_length is not None and input_length < 1:
+        raise UsageError(f"--input-length must be a positive integer (got {input_length})")
+    device = resolve_device(device)
+    loaded = load_checkpoint(path, device, kind=KIND)
+    config = PalindromeConfig.from_dict(loaded.config)
+    length = input_length or config.input_length
+    n = min(n, num_palindromes(length, config.num_classes))
+    sequences = random_palindromes(n, length, config.num_classes, seed=seed)
+    dataset = PalindromeDataset(sequences.to(device), config.input_dim, config.num_classes)
+    loss, accuracy = evaluate(loaded.model, dataset)
+    return {"checkpoint": str(loaded.path), "model": config.model, "trained_input_length": config.input_length,
+            "input_length": length, "n": n, "seed": seed, "accuracy": accuracy, "loss": loss}
