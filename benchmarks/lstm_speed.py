@@ -1,24 +1,30 @@
-"""Per-step time of our LSTM against torch.nn.LSTM, side by side in one process.
+"""Our LSTM's backends against torch.nn.LSTM, side by side in one process (and the RNN against nn.RNN).
 
-A training step is forward + backward + gradient clipping + Adam on a batch of palindrome
-inputs (batch 100, hidden 128, input_dim 1 by default). Implementations are run in
-interleaved rounds and the median per-step time is reported, with ratios to torch.
+A training step is forward + backward + gradient clipping + Adam on a batch of palindrome-like
+inputs (batch 100, hidden 128, input_dim 1 by default). Implementations run in interleaved
+rounds; each cell is the median per-step time. "GEMMs alone" times only the matrix products a
+step of ours must do (T recurrent products forward, T backward, the weight gradients), the
+floor any implementation of these equations is read against. Peak memory of one training step
+is measured in a fresh subprocess per implementation (the rise of the resident-set high-water mark).
 
-    python benchmarks/lstm_speed.py                   # T = 5, 19, 35, 100
-    python benchmarks/lstm_speed.py --threads 2 --rounds 15 --markdown
+    python benchmarks/lstm_speed.py --threads 1
+    python benchmarks/lstm_speed.py --threads 2 --markdown
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
+import subprocess
+import sys
 import time
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lstmgan.recurrent import LSTM, VanillaRNN
+from lstmgan.recurrent import LSTM, VanillaRNN, backends
 
 
 def torch_lstm(input_dim, hidden, classes):
@@ -31,11 +37,27 @@ def torch_rnn(input_dim, hidden, classes):
     return (lambda x: head(rnn(x)[0][:, -1])), list(rnn.parameters()) + list(head.parameters())
 
 
-def ours(cls, **kw):
+def ours(cls, backend):
     def build(input_dim, hidden, classes):
-        model = cls(input_dim, hidden, classes, **kw)
+        model = cls(input_dim, hidden, classes, backend=backend)
         return model, list(model.parameters())
     return build
+
+
+def gemms_alone(input_dim, hidden, classes, T_and_B):
+    """Only the GEMMs of one of our training steps (h_0 = 0 makes step 1's three of them vanish)."""
+    T, B = T_and_B
+    W_h = torch.randn(4 * hidden, hidden)
+    h, a = torch.randn(B, hidden), torch.randn(B, 4 * hidden)
+    deltas, hiddens = torch.randn((T - 1) * B, 4 * hidden), torch.randn((T - 1) * B, hidden)
+
+    def run(_x):
+        for _ in range(T - 1):
+            torch.mm(h, W_h.t(), out=a)        # forward: W_h h_{t-1}
+        for _ in range(T - 1):
+            torch.mm(a, W_h, out=h)            # backward: W_hᵀ δa_t
+        deltas.t().mm(hiddens)                 # Σ_t δa_t h_{t-1}ᵀ
+    return run, []
 
 
 def training_step(forward, params, x, y, optimizer):
@@ -46,12 +68,16 @@ def training_step(forward, params, x, y, optimizer):
     optimizer.step()
 
 
-def measure(builders: dict, x, y, rounds: int, steps: int, train: bool) -> dict:
+def measure(builders: dict, x, y, rounds: int, steps: int, train: bool, hidden: int = 128) -> dict:
     """Median seconds per step for each builder, measured in interleaved rounds."""
     torch.manual_seed(0)
     runners = {}
     for name, build in builders.items():
-        forward, params = build(x.shape[-1], 128, 10)
+        if name == "GEMMs alone":
+            forward, _ = build(x.shape[-1], hidden, 10, (x.shape[1], x.shape[0]))
+            runners[name] = lambda f=forward: f(x)
+            continue
+        forward, params = build(x.shape[-1], hidden, 10)
         if train:
             optimizer = torch.optim.Adam(params, lr=1e-3)
             runners[name] = lambda f=forward, p=params, o=optimizer: training_step(f, p, x, y, o)
@@ -61,8 +87,8 @@ def measure(builders: dict, x, y, rounds: int, steps: int, train: bool) -> dict:
                     f(x)
             runners[name] = infer
     times = {name: [] for name in runners}
-    for name, run in runners.items():       # warm-up
-        for _ in range(3):
+    for run in runners.values():       # warm-up
+        for _ in range(2):
             run()
     for _ in range(rounds):
         for name, run in runners.items():
@@ -73,42 +99,110 @@ def measure(builders: dict, x, y, rounds: int, steps: int, train: bool) -> dict:
     return {name: statistics.median(t) for name, t in times.items()}
 
 
+PEAK_PROBE = """
+import json, sys, torch, torch.nn.functional as F
+sys.path[:0] = {path!r}
+from benchmarks.lstm_speed import torch_lstm, ours, training_step
+from lstmgan.recurrent import LSTM
+torch.set_num_threads({threads})
+build = torch_lstm if {name!r} == "torch.nn.LSTM" else ours(LSTM, {name!r})
+forward, params = build(1, 128, 10)
+x, y = torch.randn(100, {T}, 1), torch.randint(0, 10, (100,))
+optimizer = torch.optim.Adam(params)
+training_step(forward, params, x, y, optimizer)       # allocator and optimizer state warm
+open("/proc/self/clear_refs", "w").write("5")        # reset the resident-set high-water mark
+def high_water():
+    return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")) / 1024
+before = high_water()
+training_step(forward, params, x, y, optimizer)
+print(json.dumps(high_water() - before))
+"""
+
+
+def peak_memory_mb(name: str, T: int, threads: int) -> float | None:
+    """Rise of the resident-set high-water mark during one training step (Linux), in a fresh process."""
+    code = PEAK_PROBE.format(path=sys.path[:1] + ["."], threads=threads, name=name, T=T)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    return json.loads(done.stdout) if done.returncode == 0 else None
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    return "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] +
+                     ["| " + " | ".join(row) + " |" for row in rows])
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--lengths", type=int, nargs="+", default=[5, 19, 35, 100])
+    parser.add_argument("--lengths", type=int, nargs="+", default=[5, 19, 35, 100, 1000])
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--inference-batch", type=int, default=1000)
-    parser.add_argument("--rounds", type=int, default=11)
+    parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--markdown", action="store_true")
+    parser.add_argument("--skip-per-gate-from", type=int, default=1000, help="leave the slow per-gate path out "
+                        "from this T on")
+    parser.add_argument("--markdown", action="store_true", help="(tables are always markdown)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}, hidden 128, "
-          f"input_dim 1; median of {args.rounds} interleaved rounds")
+    backends.build_kernel()
+    threads = torch.get_num_threads()
+    print(f"torch {torch.__version__}, {threads} thread(s), batch {args.batch}, input_dim 1, median of "
+          f"{args.rounds} interleaved rounds; CPU capability {torch.backends.cpu.get_cpu_capability()}\n")
+
     rows = []
     for T in args.lengths:
-        x, y = torch.randint(0, 10, (args.batch, T, 1)).float(), torch.randint(0, 10, (args.batch,))
-        steps = max(1, 200 // T)
-        lstm = measure({"torch.nn.LSTM": torch_lstm, "ours fused": ours(LSTM),
-                        "ours per-gate": ours(LSTM, fused=False)}, x, y, args.rounds, steps, train=True)
-        rnn = measure({"torch.nn.RNN": torch_rnn, "ours RNN fused": ours(VanillaRNN)}, x, y, args.rounds, steps,
-                      train=True)
-        xi = torch.randint(0, 10, (args.inference_batch, T, 1)).float()
-        infer = measure({"torch.nn.LSTM": torch_lstm, "ours fused": ours(LSTM)}, xi, None, args.rounds,
-                        max(1, steps // 4), train=False)
-        rows.append((T, lstm, rnn, infer))
+        x, y = torch.randn(args.batch, T, 1), torch.randint(0, 10, (args.batch,))
+        builders = {"torch.nn.LSTM": torch_lstm, "compiled": ours(LSTM, "compiled"), "eager": ours(LSTM, "eager"),
+                    "GEMMs alone": gemms_alone}
+        if T < args.skip_per_gate_from:
+            builders["per-gate"] = ours(LSTM, "per-gate")
+        rounds = args.rounds if T < 1000 else max(3, args.rounds // 3)
+        t = measure(builders, x, y, rounds, max(1, 300 // T), train=True)
+        ref = t["torch.nn.LSTM"]
+        rows.append([str(T), f"{1e3 * ref:.2f}", f"{1e3 * t['compiled']:.2f}", f"**{t['compiled'] / ref:.2f}**",
+                     f"{t['eager'] / ref:.2f}", f"{t['per-gate'] / ref:.2f}" if "per-gate" in t else "—",
+                     f"{1e3 * t['GEMMs alone']:.2f}", f"{t['GEMMs alone'] / ref:.2f}"])
+    print("Training step (hidden 128), ours over torch.nn.LSTM:\n")
+    print(table(["T", "torch.nn.LSTM ms", "compiled ms", "compiled / torch", "eager / torch", "per-gate / torch",
+                 "GEMMs alone ms", "GEMMs alone / torch"], rows))
 
-    header = ["T", "torch.nn.LSTM ms", "ours fused ms", "fused / torch", "ours per-gate ms", "per-gate / torch",
-              "RNN: ours / torch.nn.RNN", f"inference B={args.inference_batch}: fused / torch"]
-    print("| " + " | ".join(header) + " |")
-    print("|" + "---|" * len(header))
-    for T, lstm, rnn, infer in rows:
-        t = lstm["torch.nn.LSTM"]
-        print(f"| {T} | {1e3 * t:.2f} | {1e3 * lstm['ours fused']:.2f} | {lstm['ours fused'] / t:.2f} | "
-              f"{1e3 * lstm['ours per-gate']:.2f} | {lstm['ours per-gate'] / t:.2f} | "
-              f"{rnn['ours RNN fused'] / rnn['torch.nn.RNN']:.2f} | "
-              f"{infer['ours fused'] / infer['torch.nn.LSTM']:.2f} |")
+    rows = []
+    for hidden in (256, 512):
+        x, y = torch.randn(args.batch, 35, 1), torch.randint(0, 10, (args.batch,))
+        t = measure({"torch.nn.LSTM": torch_lstm, "compiled": ours(LSTM, "compiled"), "GEMMs alone": gemms_alone},
+                    x, y, args.rounds, 4, train=True, hidden=hidden)
+        ref = t["torch.nn.LSTM"]
+        rows.append([str(hidden), f"{1e3 * ref:.2f}", f"{1e3 * t['compiled']:.2f}", f"**{t['compiled'] / ref:.2f}**",
+                     f"{t['GEMMs alone'] / ref:.2f}"])
+    print("\nTraining step at T = 35, larger hidden sizes:\n")
+    print(table(["hidden", "torch.nn.LSTM ms", "compiled ms", "compiled / torch", "GEMMs alone / torch"], rows))
+
+    x = torch.randn(args.inference_batch, 35, 1)
+    t = measure({"torch.nn.LSTM": torch_lstm, "compiled": ours(LSTM, "compiled"), "eager": ours(LSTM, "eager")},
+                x, None, args.rounds, 3, train=False)
+    ref = t["torch.nn.LSTM"]
+    print(f"\nInference, batch {args.inference_batch}, T = 35 (no_grad):\n")
+    print(table(["torch.nn.LSTM ms", "compiled ms", "compiled / torch", "eager / torch"],
+                [[f"{1e3 * ref:.2f}", f"{1e3 * t['compiled']:.2f}", f"**{t['compiled'] / ref:.2f}**",
+                  f"{t['eager'] / ref:.2f}"]]))
+
+    rows = []
+    for T in (35, 100):
+        x, y = torch.randn(args.batch, T, 1), torch.randint(0, 10, (args.batch,))
+        t = measure({"torch.nn.RNN": torch_rnn, "compiled": ours(VanillaRNN, "compiled"),
+                     "eager": ours(VanillaRNN, "eager")}, x, y, args.rounds, max(1, 300 // T), train=True)
+        ref = t["torch.nn.RNN"]
+        rows.append([str(T), f"{1e3 * ref:.2f}", f"{1e3 * t['compiled']:.2f}", f"**{t['compiled'] / ref:.2f}**",
+                     f"{t['eager'] / ref:.2f}"])
+    print("\nVanilla RNN training step (hidden 128):\n")
+    print(table(["T", "torch.nn.RNN ms", "compiled ms", "compiled / torch", "eager / torch"], rows))
+
+    peaks = {name: peak_memory_mb(name, 1000, threads) for name in ("torch.nn.LSTM", "compiled", "eager")}
+    print("\nPeak memory of one training step at T = 1000 (rise of the resident high-water mark, fresh process):\n")
+    ref = peaks["torch.nn.LSTM"]
+    print(table(["implementation", "MB", "/ torch"],
+                [[name, f"{mb:.0f}" if mb is not None else "n/a",
+                  f"{mb / ref:.2f}" if mb is not None and ref else "—"] for name, mb in peaks.items()]))
 
 
 if __name__ == "__main__":

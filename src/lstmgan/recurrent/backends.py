@@ -56,7 +56,10 @@ CAPABILITY_FLAGS = {
 
 def compile_flags() -> list[str]:
     capability = os.environ.get("LSTMGAN_KERNEL_CAPABILITY") or torch.backends.cpu.get_cpu_capability()
-    return ["-O3", *CAPABILITY_FLAGS.get(capability, [])]
+    # -fopenmp: at::parallel_for is an OpenMP pragma in the headers; without it the loops run on one thread.
+    # The library it links (libgomp.so.1) resolves to the one torch has already loaded.
+    return ["-O3", *(["-fopenmp"] if torch.backends.openmp.is_available() else []),
+            *CAPABILITY_FLAGS.get(capability, [])]
 
 
 def build_kernel(verbose: bool = False):
@@ -75,13 +78,20 @@ def build_kernel(verbose: bool = False):
             print(f"lstmgan: building the compiled LSTM/RNN kernel (once; cached in {build_dir})", file=sys.stderr,
                   flush=True)
         module = cpp_extension.load(KERNEL_NAME, [str(kernel_source())], extra_cflags=compile_flags(),
+                                    extra_ldflags=["-fopenmp"] if torch.backends.openmp.is_available() else [],
                                     verbose=verbose)
     except Exception as error:   # no compiler, missing headers, a compile error: all mean "not here"
-        reason = " ".join(str(error).split())
-        _kernel["error"] = reason[:300] + ("…" if len(reason) > 300 else "")
+        _kernel["error"] = failure_reason(str(error))
         raise KernelUnavailable(_kernel["error"]) from None
     _kernel["module"] = module
     return module
+
+
+def failure_reason(text: str) -> str:
+    """One short line from a build failure: the compiler's first error if it printed one."""
+    errors = [line.strip() for line in text.splitlines() if "error:" in line]
+    reason = " ".join((errors[0] if errors else text).split())
+    return reason[:300] + ("…" if len(reason) > 300 else "")
 
 
 def kernel_error() -> str | None:

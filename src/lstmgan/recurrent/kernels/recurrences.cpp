@@ -2,31 +2,42 @@
 //
 // Same equations as lstm.py / rnn.py, with the gates fused in the order i, f, o, g:
 //
-//     a_t = W_x x_t + b + W_h h_{t-1}                 (one GEMM for all x_t, one per step for h)
+//     a_t = W_x x_t + b + W_h h_{t-1}
 //     i, f, o = σ(a_i), σ(a_f), σ(a_o);  g = tanh(a_g)
 //     c_t = f ⊙ c_{t-1} + i ⊙ g;         h_t = o ⊙ tanh(c_t)
 //
-// Per step: one recurrent GEMM (ATen addmm/mm into preallocated buffers) and ONE pass over the
-// [B, 4H] block for all gate arithmetic, vectorised with at::vec::Vectorized and split over the
-// batch with at::parallel_for. Backward: one fused pass per step for the gate gradients and one
-// GEMM for dh_{t-1}; the weight gradients are single GEMMs over all steps at the end
-// (dW_h = Σ_t δa_t h_{t-1}ᵀ as one [4H, T·B] × [T·B, H] product).
+// Per step: one recurrent GEMM (ATen mm into preallocated buffers) and ONE vectorised pass
+// (at::vec::Vectorized) over the [B, 4H] block for all gate arithmetic. For a small input
+// (input_dim <= 16, the palindrome task's 1 or 10) W_x x_t + b is folded into that pass instead
+// of being a separate GEMM over all steps. Backward: one fused pass per step for the gate
+// gradients and one GEMM for dh_{t-1}; the weight gradients are single GEMMs over all steps at
+// the end (dW_h = Σ_t δa_t h_{t-1}ᵀ as one [4H, T·B] × [T·B, H] product).
+//
+// Threads: the rows of a batch never interact inside a recurrence, so at::parallel_for splits
+// the batch into blocks of rows and each thread runs the WHOLE sequence loop for its block
+// (its own small GEMMs, its own gate passes), with no synchronisation between steps. Only the
+// weight gradients combine rows, in the GEMMs at the end. Results depend on the thread count
+// only through the GEMMs' blocking (float rounding), never on timing.
 //
 // Memory: the forward keeps the activated gates [T, B, 4H], c_0..c_T and h_0..h_T (tanh(c_t) is
-// recomputed in the backward instead of stored); the backward adds δa [T, B, 4H]. It leaves the
-// saved tensors as they were, so a graph kept with retain_graph=True can be differentiated again.
+// recomputed in the backward instead of stored); the backward adds δa [T, B, 4H]. The saved
+// tensors are left as they were, so a graph kept with retain_graph=True can be run again.
 
 #include <torch/extension.h>
 
 #include <ATen/Parallel.h>
 #include <ATen/cpu/vec/vec.h>
 
+#include <algorithm>
 #include <vector>
 
 using at::Tensor;
 using at::vec::Vectorized;
 
 namespace {
+
+constexpr int64_t kMaxFoldedInput = 16;   // input_dim up to which W_x x_t + b is folded into the gate pass
+constexpr int64_t kMinRowsPerThread = 16; // smaller row blocks make the per-step GEMMs inefficient
 
 // σ and tanh from ATen's fast exp (exp_u20: a degree-5 polynomial, ≤ 20 ulp; float64 falls back
 // to the exact exp): one exp and one division each, about twice as fast as Sleef's tanh.
@@ -42,99 +53,144 @@ inline Vectorized<T> tanh(const Vectorized<T>& x) {
   return two / (one + (x * minus_two).exp_u20()) - one;    // tanh(x) = 2 σ(2x) − 1
 }
 
-// Rows of the batch per parallel chunk: enough work (~16K elements) to pay for a thread.
-inline int64_t grain(int64_t row_elements) { return std::max<int64_t>(1, 16384 / std::max<int64_t>(1, row_elements)); }
-
-// One forward step of the gates for rows [0, B): `a` holds pre-activations [B, 4H] and gets the
-// activations i, f, o, g; c_prev, c, h are [B, H].
+// The input term W_x x_t + b of a sequence, when it is folded into the gate pass.
 template <typename T>
-void lstm_step_forward(T* a, const T* c_prev, T* c, T* h, int64_t B, int64_t H) {
+struct FoldedInput {
+  const T* x = nullptr;      // x [B, T, D] (contiguous); nullptr: the input term is already in `a`
+  const T* W_xT = nullptr;   // W_xᵀ [D, G]
+  const T* bias = nullptr;   // b [G]
+  int64_t D = 0, T_len = 0;
+
+  // pre-activations [j, j + n) of one gate row: (a or 0) + b + Σ_d W_x[:, d] x_d
+  inline Vectorized<T> add(Vectorized<T> acc, int64_t row, int64_t t, int64_t j, int64_t n, int64_t G) const {
+    using Vec = Vectorized<T>;
+    if (x == nullptr) return acc;
+    acc = acc + Vec::loadu(bias + j, n);
+    const T* x_t = x + (row * T_len + t) * D;
+    for (int64_t d = 0; d < D; ++d) acc = acc + Vec::loadu(W_xT + d * G + j, n) * Vec(x_t[d]);
+    return acc;
+  }
+};
+
+// One forward step of the gates for rows [begin, end): `a` holds W_h h_{t-1} (if `recurrent`) and,
+// unless folded, the input term; it gets the activations i, f, o, g. c_prev, c, h are [B, H].
+template <typename T>
+void lstm_gates_forward(T* a, const T* c_prev, T* c, T* h, int64_t begin, int64_t end, int64_t H, int64_t t,
+                        bool recurrent, const FoldedInput<T>& input) {
   using Vec = Vectorized<T>;
-  const int64_t V = Vec::size();
-  at::parallel_for(0, B, grain(4 * H), [&](int64_t begin, int64_t end) {
-    for (int64_t row = begin; row < end; ++row) {
-      T* ai = a + row * 4 * H;
-      T* af = ai + H;
-      T* ao = af + H;
-      T* ag = ao + H;
-      const T* cp = c_prev + row * H;
-      T* cr = c + row * H;
-      T* hr = h + row * H;
-      for (int64_t j = 0; j < H; j += V) {
-        const int64_t n = std::min(V, H - j);
-        const Vec i = sigmoid(Vec::loadu(ai + j, n));
-        const Vec f = sigmoid(Vec::loadu(af + j, n));
-        const Vec o = sigmoid(Vec::loadu(ao + j, n));
-        const Vec g = tanh(Vec::loadu(ag + j, n));
-        const Vec cn = f * Vec::loadu(cp + j, n) + i * g;      // c_t = f ⊙ c_{t-1} + i ⊙ g
-        const Vec hn = o * tanh(cn);                           // h_t = o ⊙ tanh(c_t)
-        i.store(ai + j, n);
-        f.store(af + j, n);
-        o.store(ao + j, n);
-        g.store(ag + j, n);
-        cn.store(cr + j, n);
-        hn.store(hr + j, n);
-      }
+  const int64_t V = Vec::size(), G = 4 * H;
+  for (int64_t row = begin; row < end; ++row) {
+    T* ar = a + row * G;
+    const T* cp = c_prev + row * H;
+    T* cr = c + row * H;
+    T* hr = h + row * H;
+    for (int64_t j = 0; j < H; j += V) {
+      const int64_t n = std::min(V, H - j);
+      auto pre = [&](int64_t k) {   // gate k's pre-activation at [j, j + n)
+        Vec acc = recurrent || input.x == nullptr ? Vec::loadu(ar + k * H + j, n) : Vec(T(0));
+        return input.add(acc, row, t, k * H + j, n, G);
+      };
+      const Vec i = sigmoid(pre(0)), f = sigmoid(pre(1)), o = sigmoid(pre(2)), g = tanh(pre(3));
+      const Vec cn = f * Vec::loadu(cp + j, n) + i * g;      // c_t = f ⊙ c_{t-1} + i ⊙ g
+      i.store(ar + j, n);
+      f.store(ar + H + j, n);
+      o.store(ar + 2 * H + j, n);
+      g.store(ar + 3 * H + j, n);
+      cn.store(cr + j, n);
+      (o * tanh(cn)).store(hr + j, n);                        // h_t = o ⊙ tanh(c_t)
     }
-  });
+  }
 }
 
-// One backward step of the gates: from the activations `a` [B, 4H], c_t, c_{t-1}, the gradient dh
-// of h_t and the running dc (of c_t, from later steps), write δa [B, 4H] and dc of c_{t-1}.
+// Gradients of the input term, summed in the backward pass while δa is in registers (folded
+// inputs only): db += δa and W_xᵀ's gradient [D, G] += x_t ⊗ δa, one accumulator per row block.
 template <typename T>
-void lstm_step_backward(const T* a, T* da, const T* c, const T* c_prev, const T* dh, T* dc, int64_t B, int64_t H) {
+struct InputGradients {
+  T* db = nullptr;           // [G]; nullptr: not folded, the caller uses GEMMs over all steps
+  T* dW_xT = nullptr;        // [D, G]
+  const T* x = nullptr;
+  int64_t D = 0, T_len = 0;
+
+  inline void add(const Vectorized<T>& delta, int64_t row, int64_t t, int64_t j, int64_t n, int64_t G) const {
+    using Vec = Vectorized<T>;
+    if (db == nullptr) return;
+    (Vec::loadu(db + j, n) + delta).store(db + j, n);
+    const T* x_t = x + (row * T_len + t) * D;
+    for (int64_t d = 0; d < D; ++d) {
+      if (x_t[d] != T(0)) (Vec::loadu(dW_xT + d * G + j, n) + delta * Vec(x_t[d])).store(dW_xT + d * G + j, n);
+    }
+  }
+};
+
+// One backward step for rows [begin, end): from the activations `a` [B, 4H], c_t, c_{t-1}, the
+// gradient dh of h_t and the running dc (of c_t, from later steps), write δa and dc of c_{t-1}.
+template <typename T>
+void lstm_gates_backward(const T* a, T* da, const T* c, const T* c_prev, const T* dh, T* dc, int64_t begin,
+                         int64_t end, int64_t H, int64_t t, const InputGradients<T>& input) {
+  using Vec = Vectorized<T>;
+  const int64_t V = Vec::size(), G = 4 * H;
+  const Vec one(T(1));
+  for (int64_t row = begin; row < end; ++row) {
+    const T* ar = a + row * G;
+    T* dar = da + row * G;
+    const T* cr = c + row * H;
+    const T* cp = c_prev + row * H;
+    const T* dhr = dh + row * H;
+    T* dcr = dc + row * H;
+    for (int64_t j = 0; j < H; j += V) {
+      const int64_t n = std::min(V, H - j);
+      const Vec i = Vec::loadu(ar + j, n), f = Vec::loadu(ar + H + j, n);
+      const Vec o = Vec::loadu(ar + 2 * H + j, n), g = Vec::loadu(ar + 3 * H + j, n);
+      const Vec d_h = Vec::loadu(dhr + j, n);
+      const Vec tc = tanh(Vec::loadu(cr + j, n));
+      const Vec d_c = Vec::loadu(dcr + j, n) + d_h * o * (one - tc * tc);   // dc += dh ⊙ o ⊙ (1 − tanh²c)
+      const Vec delta[4] = {d_c * g * i * (one - i),                        // δa_i = dc ⊙ g ⊙ σ'
+                            d_c * Vec::loadu(cp + j, n) * f * (one - f),    // δa_f = dc ⊙ c_{t-1} ⊙ σ'
+                            d_h * tc * o * (one - o),                       // δa_o = dh ⊙ tanh(c) ⊙ σ'
+                            d_c * i * (one - g * g)};                       // δa_g = dc ⊙ i ⊙ tanh'
+      for (int64_t k = 0; k < 4; ++k) {
+        delta[k].store(dar + k * H + j, n);
+        input.add(delta[k], row, t, k * H + j, n, G);
+      }
+      (d_c * f).store(dcr + j, n);                                          // dc_{t-1} = dc ⊙ f
+    }
+  }
+}
+
+// Vanilla RNN forward for rows [begin, end) at step t: h = tanh(a + input term) over `a` [B, H].
+template <typename T>
+void rnn_activate(T* a, int64_t begin, int64_t end, int64_t H, int64_t t, bool recurrent,
+                  const FoldedInput<T>& input) {
+  using Vec = Vectorized<T>;
+  const int64_t V = Vec::size();
+  for (int64_t row = begin; row < end; ++row) {
+    T* ar = a + row * H;
+    for (int64_t j = 0; j < H; j += V) {
+      const int64_t n = std::min(V, H - j);
+      Vec acc = recurrent || input.x == nullptr ? Vec::loadu(ar + j, n) : Vec(T(0));
+      tanh(input.add(acc, row, t, j, n, H)).store(ar + j, n);
+    }
+  }
+}
+
+// δa = dh ⊙ (1 − h²) for the vanilla RNN, rows [begin, end) of [B, H] blocks.
+template <typename T>
+void rnn_backward_rows(T* da, const T* dh, const T* h, int64_t begin, int64_t end, int64_t H) {
   using Vec = Vectorized<T>;
   const int64_t V = Vec::size();
   const Vec one(T(1));
-  at::parallel_for(0, B, grain(4 * H), [&](int64_t begin, int64_t end) {
-    for (int64_t row = begin; row < end; ++row) {
-      const T* ai = a + row * 4 * H;
-      const T* af = ai + H;
-      const T* ao = af + H;
-      const T* ag = ao + H;
-      T* dai = da + row * 4 * H;
-      T* daf = dai + H;
-      T* dao = daf + H;
-      T* dag = dao + H;
-      const T* cr = c + row * H;
-      const T* cp = c_prev + row * H;
-      const T* dhr = dh + row * H;
-      T* dcr = dc + row * H;
-      for (int64_t j = 0; j < H; j += V) {
-        const int64_t n = std::min(V, H - j);
-        const Vec i = Vec::loadu(ai + j, n), f = Vec::loadu(af + j, n);
-        const Vec o = Vec::loadu(ao + j, n), g = Vec::loadu(ag + j, n);
-        const Vec d_h = Vec::loadu(dhr + j, n);
-        const Vec tc = tanh(Vec::loadu(cr + j, n));
-        const Vec d_c = Vec::loadu(dcr + j, n) + d_h * o * (one - tc * tc);   // dc += dh ⊙ o ⊙ (1 − tanh²c)
-        (d_c * g * i * (one - i)).store(dai + j, n);                          // δa_i = dc ⊙ g ⊙ σ'
-        (d_c * Vec::loadu(cp + j, n) * f * (one - f)).store(daf + j, n);      // δa_f = dc ⊙ c_{t-1} ⊙ σ'
-        (d_h * tc * o * (one - o)).store(dao + j, n);                         // δa_o = dh ⊙ tanh(c) ⊙ σ'
-        (d_c * i * (one - g * g)).store(dag + j, n);                          // δa_g = dc ⊙ i ⊙ tanh'
-        (d_c * f).store(dcr + j, n);                                         // dc_{t-1} = dc ⊙ f
-      }
-    }
-  });
-}
-
-// δa = dh ⊙ (1 − h²) for the vanilla RNN, over n elements.
-template <typename T>
-void tanh_backward(T* da, const T* dh, const T* h, int64_t n) {
-  using Vec = Vectorized<T>;
-  const int64_t V = Vec::size();
-  const Vec one(T(1));
-  at::parallel_for(0, n, 16384, [&](int64_t begin, int64_t end) {
-    for (int64_t j = begin; j < end; j += V) {
-      const int64_t m = std::min(V, end - j);
-      const Vec hv = Vec::loadu(h + j, m);
-      (Vec::loadu(dh + j, m) * (one - hv * hv)).store(da + j, m);
-    }
-  });
+  for (int64_t k = begin * H; k < end * H; k += V) {
+    const int64_t n = std::min(V, end * H - k);
+    const Vec hv = Vec::loadu(h + k, n);
+    (Vec::loadu(dh + k, n) * (one - hv * hv)).store(da + k, n);
+  }
 }
 
 void check_inputs(const Tensor& x, const Tensor& W_x, const Tensor& W_h, const Tensor& b, int64_t gates) {
   TORCH_CHECK(x.dim() == 3, "x must be [batch, time, input_dim]");
   TORCH_CHECK(x.device().is_cpu(), "the compiled kernel runs on the CPU");
+  TORCH_CHECK(x.is_contiguous() && W_x.is_contiguous() && W_h.is_contiguous() && b.is_contiguous(),
+              "the compiled kernel needs contiguous inputs");
   TORCH_CHECK(x.scalar_type() == W_x.scalar_type() && x.scalar_type() == W_h.scalar_type() &&
                   x.scalar_type() == b.scalar_type(),
               "x and the weights must share one dtype");
@@ -148,25 +204,71 @@ void check_inputs(const Tensor& x, const Tensor& W_x, const Tensor& W_h, const T
 // x [B, T, D] -> time-major rows [T·B, D]
 Tensor time_major(const Tensor& x) { return x.transpose(0, 1).contiguous().view({-1, x.size(2)}); }
 
+// The input term of a sequence: folded into the gate passes (small D), or W_x x_t + b for all
+// steps at once into `pre` [T, B, G] (large D, one GEMM).
+template <typename T>
+FoldedInput<T> input_term(const Tensor& x, const Tensor& W_xT, const Tensor& b, const Tensor& pre) {
+  FoldedInput<T> input;
+  if (x.size(2) <= kMaxFoldedInput) {
+    input.x = x.data_ptr<T>();
+    input.W_xT = W_xT.data_ptr<T>();
+    input.bias = b.data_ptr<T>();
+    input.D = x.size(2);
+    input.T_len = x.size(1);
+  } else {
+    Tensor all_steps = pre.view({-1, pre.size(2)});
+    at::addmm_out(all_steps, b, time_major(x), W_xT);
+  }
+  return input;
+}
+
+// The number of blocks a batch of B rows is split into: one per thread, each at least kMinRowsPerThread rows.
+inline int64_t row_blocks(int64_t B) {
+  return std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), B / kMinRowsPerThread));
+}
+
+// Runs `body(block, begin, end)` for each block of batch rows, the blocks in parallel.
+template <typename F>
+void over_row_blocks(int64_t B, const F& body) {
+  const int64_t blocks = row_blocks(B), size = (B + blocks - 1) / blocks;
+  at::parallel_for(0, blocks, 1, [&](int64_t first, int64_t last) {
+    at::NoGradGuard no_grad;   // grad mode is per thread: the pool's threads must not record the products
+    for (int64_t k = first; k < last; ++k) {
+      const int64_t begin = k * size, end = std::min(B, begin + size);
+      if (begin < end) body(k, begin, end);
+    }
+  });
+}
+
+inline Tensor rows(const Tensor& m, int64_t begin, int64_t end) { return m.narrow(0, begin, end - begin); }
+
 }  // namespace
 
 // Training forward: returns h_T [B, H] and what the backward needs (activated gates, cells, hiddens).
 std::vector<Tensor> lstm_forward(const Tensor& x, const Tensor& W_x, const Tensor& W_h, const Tensor& b) {
   check_inputs(x, W_x, W_h, b, 4);
   const int64_t B = x.size(0), T = x.size(1), H = W_h.size(1);
-  Tensor gates = at::addmm(b, time_major(x), W_x.t()).view({T, B, 4 * H});   // W_x x_t + b, all steps
+  const bool folded = x.size(2) <= kMaxFoldedInput;
+  Tensor gates = at::empty({T, B, 4 * H}, x.options());
   Tensor cells = at::empty({T + 1, B, H}, x.options());
   Tensor hiddens = at::empty({T + 1, B, H}, x.options());
   cells[0].zero_();
   hiddens[0].zero_();
-  const Tensor W_hT = W_h.t();
+  const Tensor W_hT = W_h.t(), W_xT = W_x.t().contiguous();
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "lstm_forward", [&] {
-    for (int64_t t = 0; t < T; ++t) {
-      Tensor a = gates[t];
-      if (t > 0) a.addmm_(hiddens[t], W_hT);                                   // + W_h h_{t-1}
-      lstm_step_forward<scalar_t>(a.data_ptr<scalar_t>(), cells[t].data_ptr<scalar_t>(),
-                                  cells[t + 1].data_ptr<scalar_t>(), hiddens[t + 1].data_ptr<scalar_t>(), B, H);
-    }
+    const FoldedInput<scalar_t> input = input_term<scalar_t>(x, W_xT, b, gates);
+    over_row_blocks(B, [&](int64_t, int64_t begin, int64_t end) {
+      for (int64_t t = 0; t < T; ++t) {
+        Tensor a = rows(gates[t], begin, end);
+        if (t > 0) {                                                             // + W_h h_{t-1}
+          if (folded) at::mm_out(a, rows(hiddens[t], begin, end), W_hT);
+          else a.addmm_(rows(hiddens[t], begin, end), W_hT);
+        }
+        lstm_gates_forward<scalar_t>(gates[t].data_ptr<scalar_t>(), cells[t].data_ptr<scalar_t>(),
+                                     cells[t + 1].data_ptr<scalar_t>(), hiddens[t + 1].data_ptr<scalar_t>(),
+                                     begin, end, H, t, t > 0, input);
+      }
+    });
   });
   return {hiddens[T].clone(), gates, cells, hiddens};
 }
@@ -174,47 +276,79 @@ std::vector<Tensor> lstm_forward(const Tensor& x, const Tensor& W_x, const Tenso
 // Backward through time from grad_h = dL/dh_T.
 std::vector<Tensor> lstm_backward(const Tensor& grad_h, const Tensor& x, const Tensor& W_x, const Tensor& W_h,
                                   const Tensor& gates, const Tensor& cells, const Tensor& hiddens, bool needs_grad_x) {
-  const int64_t B = x.size(0), T = x.size(1), H = W_h.size(1);
+  const int64_t B = x.size(0), T = x.size(1), D = x.size(2), H = W_h.size(1), G = 4 * H;
+  const bool folded = D <= kMaxFoldedInput;
   Tensor deltas = at::empty_like(gates);                                         // δa_t, [T, B, 4H]
   Tensor dh = grad_h.contiguous().clone();
   Tensor dc = at::zeros_like(dh);
+  const int64_t blocks = row_blocks(B);
+  Tensor input_sums = at::zeros({blocks, D + 1, G}, x.options());                // per block: db, then dW_xᵀ
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "lstm_backward", [&] {
-    for (int64_t t = T - 1; t >= 0; --t) {
-      Tensor da = deltas[t];
-      lstm_step_backward<scalar_t>(gates[t].data_ptr<scalar_t>(), da.data_ptr<scalar_t>(),
-                                   cells[t + 1].data_ptr<scalar_t>(), cells[t].data_ptr<scalar_t>(),
-                                   dh.data_ptr<scalar_t>(), dc.data_ptr<scalar_t>(), B, H);
-      if (t > 0) at::mm_out(dh, da, W_h);                                       // dh_{t-1} = W_hᵀ δa_t
-    }
+    over_row_blocks(B, [&](int64_t block, int64_t begin, int64_t end) {
+      InputGradients<scalar_t> input;
+      if (folded) {
+        input.db = input_sums[block].data_ptr<scalar_t>();
+        input.dW_xT = input.db + G;
+        input.x = x.data_ptr<scalar_t>();
+        input.D = D;
+        input.T_len = T;
+      }
+      for (int64_t t = T - 1; t >= 0; --t) {
+        lstm_gates_backward<scalar_t>(gates[t].data_ptr<scalar_t>(), deltas[t].data_ptr<scalar_t>(),
+                                      cells[t + 1].data_ptr<scalar_t>(), cells[t].data_ptr<scalar_t>(),
+                                      dh.data_ptr<scalar_t>(), dc.data_ptr<scalar_t>(), begin, end, H, t, input);
+        if (t > 0) {
+          Tensor dh_rows = rows(dh, begin, end);
+          at::mm_out(dh_rows, rows(deltas[t], begin, end), W_h);                // dh_{t-1} = W_hᵀ δa_t
+        }
+      }
+    });
   });
-  const Tensor grad_a = deltas.view({T * B, 4 * H});
-  Tensor grad_W_h = grad_a.t().mm(hiddens.narrow(0, 0, T).reshape({T * B, H}));  // Σ_t δa_t h_{t-1}ᵀ (h_0 = 0)
-  Tensor grad_W_x = grad_a.t().mm(time_major(x));                                 // Σ_t δa_t x_tᵀ
-  Tensor grad_b = grad_a.sum(0);
+  const Tensor grad_a = deltas.view({T * B, G});
+  // Σ_t δa_t h_{t-1}ᵀ; step t's previous state is hiddens[t], and h_0 = 0 adds nothing
+  Tensor grad_W_h = T > 1 ? deltas.narrow(0, 1, T - 1).reshape({-1, G}).t().mm(
+                                hiddens.narrow(0, 1, T - 1).reshape({-1, H}))
+                          : at::zeros_like(W_h);
+  Tensor grad_W_x, grad_b;
+  if (folded) {
+    const Tensor sums = input_sums.sum(0);                                       // blocks in a fixed order
+    grad_b = sums[0].clone();
+    grad_W_x = sums.narrow(0, 1, D).t().contiguous();
+  } else {
+    grad_W_x = grad_a.t().mm(time_major(x));                                      // Σ_t δa_t x_tᵀ
+    grad_b = grad_a.sum(0);
+  }
   Tensor grad_x = needs_grad_x ? grad_a.mm(W_x).view({T, B, -1}).transpose(0, 1) : Tensor();
   return {grad_x, grad_W_x, grad_W_h, grad_b};
 }
 
-// Inference: h_T without storing the sequence; the input projection is made a chunk of steps at a time.
+// Inference: h_T without storing the sequence (one [B, 4H] gate buffer and the states).
 Tensor lstm_inference(const Tensor& x, const Tensor& W_x, const Tensor& W_h, const Tensor& b) {
   check_inputs(x, W_x, W_h, b, 4);
   const int64_t B = x.size(0), T = x.size(1), H = W_h.size(1);
-  const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(T, (1 << 22) / std::max<int64_t>(1, B * 4 * H)));
+  Tensor a = at::empty({B, 4 * H}, x.options());
   Tensor c = at::zeros({B, H}, x.options()), c_next = at::empty({B, H}, x.options());
   Tensor h = at::zeros({B, H}, x.options());
-  const Tensor W_hT = W_h.t();
+  const Tensor W_hT = W_h.t(), W_xT = W_x.t().contiguous();
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "lstm_inference", [&] {
-    for (int64_t start = 0; start < T; start += chunk) {
-      const int64_t steps = std::min(chunk, T - start);
-      Tensor gates = at::addmm(b, time_major(x.narrow(1, start, steps)), W_x.t()).view({steps, B, 4 * H});
-      for (int64_t s = 0; s < steps; ++s) {
-        Tensor a = gates[s];
-        if (start + s > 0) a.addmm_(h, W_hT);
-        lstm_step_forward<scalar_t>(a.data_ptr<scalar_t>(), c.data_ptr<scalar_t>(), c_next.data_ptr<scalar_t>(),
-                                    h.data_ptr<scalar_t>(), B, H);
-        std::swap(c, c_next);
+    FoldedInput<scalar_t> input;
+    if (x.size(2) <= kMaxFoldedInput) input = input_term<scalar_t>(x, W_xT, b, a);
+    over_row_blocks(B, [&](int64_t, int64_t begin, int64_t end) {
+      Tensor a_rows = rows(a, begin, end), h_rows = rows(h, begin, end);
+      scalar_t* cur = c.data_ptr<scalar_t>();
+      scalar_t* next = c_next.data_ptr<scalar_t>();
+      for (int64_t t = 0; t < T; ++t) {
+        if (input.x == nullptr) {                                                 // large input: its own GEMM
+          at::addmm_out(a_rows, b, x.select(1, t).narrow(0, begin, end - begin), W_xT);
+          if (t > 0) a_rows.addmm_(h_rows, W_hT);
+        } else if (t > 0) {
+          at::mm_out(a_rows, h_rows, W_hT);
+        }
+        lstm_gates_forward<scalar_t>(a.data_ptr<scalar_t>(), cur, next, h.data_ptr<scalar_t>(), begin, end, H, t,
+                                     t > 0, input);
+        std::swap(cur, next);
       }
-    }
+    });
   });
   return h;
 }
@@ -223,10 +357,22 @@ Tensor lstm_inference(const Tensor& x, const Tensor& W_x, const Tensor& W_h, con
 std::vector<Tensor> rnn_forward(const Tensor& x, const Tensor& W_x, const Tensor& W_h, const Tensor& b) {
   check_inputs(x, W_x, W_h, b, 1);
   const int64_t B = x.size(0), T = x.size(1), H = W_h.size(1);
-  Tensor hiddens = at::addmm(b, time_major(x), W_x.t()).view({T, B, H});
-  const Tensor W_hT = W_h.t();
-  hiddens[0].tanh_();
-  for (int64_t t = 1; t < T; ++t) hiddens[t].addmm_(hiddens[t - 1], W_hT).tanh_();
+  const bool folded = x.size(2) <= kMaxFoldedInput;
+  Tensor hiddens = at::empty({T, B, H}, x.options());
+  const Tensor W_hT = W_h.t(), W_xT = W_x.t().contiguous();
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rnn_forward", [&] {
+    const FoldedInput<scalar_t> input = input_term<scalar_t>(x, W_xT, b, hiddens);
+    over_row_blocks(B, [&](int64_t, int64_t begin, int64_t end) {
+      for (int64_t t = 0; t < T; ++t) {
+        if (t > 0) {
+          Tensor a = rows(hiddens[t], begin, end);
+          if (folded) at::mm_out(a, rows(hiddens[t - 1], begin, end), W_hT);
+          else a.addmm_(rows(hiddens[t - 1], begin, end), W_hT);
+        }
+        rnn_activate<scalar_t>(hiddens[t].data_ptr<scalar_t>(), begin, end, H, t, t > 0, input);
+      }
+    });
+  });
   return {hiddens[T - 1].clone(), hiddens};
 }
 
@@ -236,11 +382,16 @@ std::vector<Tensor> rnn_backward(const Tensor& grad_h, const Tensor& x, const Te
   Tensor grad_a = at::empty_like(hiddens);
   Tensor dh = grad_h.contiguous().clone();
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rnn_backward", [&] {
-    for (int64_t t = T - 1; t >= 0; --t) {
-      tanh_backward<scalar_t>(grad_a[t].data_ptr<scalar_t>(), dh.data_ptr<scalar_t>(),
-                              hiddens[t].data_ptr<scalar_t>(), B * H);             // δa_t = dh ⊙ (1 − h_t²)
-      if (t > 0) at::mm_out(dh, grad_a[t], W_h);                                   // dh_{t-1} = W_hᵀ δa_t
-    }
+    over_row_blocks(B, [&](int64_t, int64_t begin, int64_t end) {
+      for (int64_t t = T - 1; t >= 0; --t) {
+        rnn_backward_rows<scalar_t>(grad_a[t].data_ptr<scalar_t>(), dh.data_ptr<scalar_t>(),
+                                    hiddens[t].data_ptr<scalar_t>(), begin, end, H);   // δa_t = dh ⊙ (1 − h_t²)
+        if (t > 0) {
+          Tensor dh_rows = rows(dh, begin, end);
+          at::mm_out(dh_rows, rows(grad_a[t], begin, end), W_h);                    // dh_{t-1} = W_hᵀ δa_t
+        }
+      }
+    });
   });
   const Tensor flat = grad_a.view({T * B, H});
   Tensor grad_W_h = T > 1 ? grad_a.narrow(0, 1, T - 1).reshape({-1, H}).t().mm(
@@ -255,19 +406,26 @@ std::vector<Tensor> rnn_backward(const Tensor& grad_h, const Tensor& x, const Te
 Tensor rnn_inference(const Tensor& x, const Tensor& W_x, const Tensor& W_h, const Tensor& b) {
   check_inputs(x, W_x, W_h, b, 1);
   const int64_t B = x.size(0), T = x.size(1), H = W_h.size(1);
-  const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(T, (1 << 22) / std::max<int64_t>(1, B * H)));
-  Tensor h;
-  const Tensor W_hT = W_h.t();
-  for (int64_t start = 0; start < T; start += chunk) {
-    const int64_t steps = std::min(chunk, T - start);
-    Tensor pre = at::addmm(b, time_major(x.narrow(1, start, steps)), W_x.t()).view({steps, B, H});
-    for (int64_t s = 0; s < steps; ++s) {
-      Tensor a = pre[s];
-      if (start + s > 0) a.addmm_(h, W_hT);
-      h = a.tanh_();
-    }
-  }
-  return h.clone();
+  Tensor h = at::empty({B, H}, x.options()), a = at::empty({B, H}, x.options());
+  const Tensor W_hT = W_h.t(), W_xT = W_x.t().contiguous();
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rnn_inference", [&] {
+    FoldedInput<scalar_t> input;
+    if (x.size(2) <= kMaxFoldedInput) input = input_term<scalar_t>(x, W_xT, b, a);
+    over_row_blocks(B, [&](int64_t, int64_t begin, int64_t end) {
+      Tensor a_rows = rows(a, begin, end), h_rows = rows(h, begin, end);
+      for (int64_t t = 0; t < T; ++t) {
+        if (input.x == nullptr) {
+          at::addmm_out(a_rows, b, x.select(1, t).narrow(0, begin, end - begin), W_xT);
+          if (t > 0) a_rows.addmm_(h_rows, W_hT);
+        } else if (t > 0) {
+          at::mm_out(a_rows, h_rows, W_hT);
+        }
+        rnn_activate<scalar_t>(a.data_ptr<scalar_t>(), begin, end, H, t, t > 0, input);
+        h_rows.copy_(a_rows);
+      }
+    });
+  });
+  return h;
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
