@@ -26,8 +26,17 @@ class Parser(argparse.ArgumentParser):
         self.exit(UsageError.exit_code, f"{self.prog}: error: {message}\n")
 
 
+DEVICE_HELP = "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps"
+
+
 class HelpFormatter(argparse.HelpFormatter):
-    """Every flag's help ends with its default (config options write theirs from the declaration)."""
+    """Every flag's help ends with its default (config options write theirs from the declaration);
+    lines never break inside a hyphenated name such as pretrained:mnist-cgan."""
+
+    def _split_lines(self, text, width):
+        import textwrap
+
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
 
     def _get_help_string(self, action):
         text = action.help or ""
@@ -55,6 +64,14 @@ def add_checkpoint(parser, kind: str):
     names = ", ".join(f"pretrained:{n}" for n in pretrained_names(kind)) or "none shipped"
     flag(parser, "checkpoint", required=True, metavar="PATH",
          help=f"a checkpoint or .safetensors file, or a shipped model: {names}")
+
+
+def add_export(parser, kind: str):
+    add_checkpoint(parser, kind)
+    flag(parser, "out", required=True, help="FILE.safetensors (never overwritten)")
+    flag(parser, "metrics", metavar="FILE", help="a JSON file of measured metrics to store with the weights")
+    parser.set_defaults(handler=cmd_export, kind=kind, raw=False)
+    return parser
 
 
 def add_training_flags(parser, config_class, part: str) -> list[str]:
@@ -166,10 +183,16 @@ def cmd_gan_evaluate(args):
     print(json.dumps(result, indent=2))
 
 
-def cmd_gan_export(args):
-    from .gan.sample import export_generator
+def cmd_export(args):
+    from .loading import export_weights
 
-    print(f"wrote {export_generator(args.checkpoint, args.out, raw=args.raw)}")
+    metrics = None
+    if args.metrics:
+        try:
+            metrics = json.loads(open(args.metrics).read())
+        except (OSError, ValueError):
+            raise UsageError(f"--metrics {args.metrics}: not a readable JSON file") from None
+    print(f"wrote {export_weights(args.checkpoint, args.out, args.kind, raw=args.raw, metrics=metrics)}")
 
 
 def cmd_gan_train_classifier(args):
@@ -198,15 +221,15 @@ def build_parser() -> Parser:
     parts = parser.add_subparsers(dest="part", required=True, metavar="{palindrome,gan,data,build-kernels}")
 
     pal = parts.add_parser("palindrome", help="Part I: LSTM / RNN on palindromes").add_subparsers(
-        dest="command", required=True, metavar="{train,sweep,evaluate}")
+        dest="command", required=True, metavar="{train,sweep,evaluate,export}")
     p = subcommand(pal, "train", "train one model")
     add_training_flags(p, PalindromeConfig, "palindrome")
     p.set_defaults(handler=cmd_palindrome_train)
 
     p = subcommand(pal, "sweep", "train models x lengths x seeds; any train flag may take several values")
-    flag(p, "models", nargs="+", choices=MODELS, default=list(MODELS))
-    flag(p, "lengths", nargs="+", type=int, default=[5, 10, 19, 25, 30, 35])
-    flag(p, "seeds", nargs="+", type=int, default=[0])
+    flag(p, "models", nargs="+", choices=MODELS, default=list(MODELS), help="models to train")
+    flag(p, "lengths", nargs="+", type=int, default=[5, 10, 19, 25, 30, 35], help="input lengths T")
+    flag(p, "seeds", nargs="+", type=int, default=[0], help="seeds (one run each)")
     keys = add_flags(p, PalindromeConfig, many=True, skip=("model", "input_length", "seed", "tensorboard"))
     p.set_defaults(config_keys=keys)
     flag(p, "out", required=True, help="sweep directory")
@@ -216,12 +239,15 @@ def build_parser() -> Parser:
     flag(p, "quiet", action="store_true", help="no progress output")
     p.set_defaults(handler=cmd_palindrome_sweep)
 
+    add_export(subcommand(pal, "export", "write a model's weights as .safetensors (no pickle), to share"),
+               "palindrome")
+
     p = subcommand(pal, "evaluate", "score a checkpoint on freshly generated palindromes (JSON)")
     add_checkpoint(p, "palindrome")
     flag(p, "n", type=int, default=10000, help="palindromes to score")
     flag(p, "input-length", type=int, help="score at this T instead of the one the model was trained at")
     flag(p, "seed", type=int, default=12345, help="seed of the fresh palindromes")
-    flag(p, "device", default="auto")
+    flag(p, "device", default="auto", help=DEVICE_HELP)
     p.set_defaults(handler=cmd_palindrome_evaluate)
 
     gan = parts.add_parser("gan", help="Part II: GAN on MNIST").add_subparsers(
@@ -241,7 +267,7 @@ def build_parser() -> Parser:
             flag(p, "mode", default="lerp", choices=["lerp", "slerp"], help="straight line or great circle")
         flag(p, "digit", type=int, help="digit to draw (conditional generators; default: one row per digit)")
         flag(p, "seed", type=int, default=0, help="seed of the latent vectors")
-        flag(p, "device", default="auto")
+        flag(p, "device", default="auto", help=DEVICE_HELP)
         flag(p, "out", required=True, help="FILE.png or FILE.npy")
         p.set_defaults(handler=handler)
 
@@ -249,24 +275,22 @@ def build_parser() -> Parser:
     add_checkpoint(p, "gan")
     flag(p, "n", type=int, default=10000, help="samples to score")
     flag(p, "seed", type=int, default=0, help="seed of the samples")
-    flag(p, "device", default="auto")
+    flag(p, "device", default="auto", help=DEVICE_HELP)
     flag(p, "data-dir", help="folder with the IDX files (default: $LSTMGAN_DATA_DIR, then the cache)")
     flag(p, "no-reference", action="store_true", help="skip the real-data reference values")
     add_threads(p)
     p.set_defaults(handler=cmd_gan_evaluate)
 
-    p = subcommand(gan, "export", "write a generator-only fp16 checkpoint")
-    add_checkpoint(p, "gan")
-    flag(p, "out", required=True, help="the file to write")
+    p = add_export(subcommand(gan, "export", "write a generator's weights as float16 .safetensors (no pickle)"),
+                   "gan")
     flag(p, "raw", action="store_true", help="export the live generator, not its EMA")
-    p.set_defaults(handler=cmd_gan_export)
 
     p = subcommand(gan, "train-classifier", "retrain the feature classifier behind FID")
-    flag(p, "dataset", choices=list(DATASETS), default="mnist")
-    flag(p, "epochs", type=int, default=8)
-    flag(p, "seed", type=int, default=0)
+    flag(p, "dataset", choices=list(DATASETS), default="mnist", help="which data set's classifier")
+    flag(p, "epochs", type=int, default=8, help="training epochs")
+    flag(p, "seed", type=int, default=0, help="seed of the init and the batch order")
     flag(p, "data-dir", help="folder with the IDX files (default: $LSTMGAN_DATA_DIR, then the cache)")
-    flag(p, "device", default="auto")
+    flag(p, "device", default="auto", help=DEVICE_HELP)
     flag(p, "out", help="weights file (default: the package's)")
     flag(p, "quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=cmd_gan_train_classifier)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import read_checkpoint
+from .checkpoint import read_checkpoint, save_weights
 from .errors import UsageError
 from .gan import models as gan_models
 from .recurrent import models as recurrent_models
@@ -70,3 +70,32 @@ def load_checkpoint(path, device: str | torch.device = "cpu", kind: str | None =
     data = read_checkpoint(resolved, kind)
     model = MODEL_FROM_CHECKPOINT[data["kind"]](data, resolved)
     return LoadedCheckpoint(data["kind"], data["config"], model.to(device).eval(), resolved, data)
+
+
+# what travels of each kind: the palindrome classifiers are small (float32); a generator is 3.4 MB in float16
+EXPORT_DTYPE = {recurrent_models.KIND: torch.float32, gan_models.KIND: torch.float16}
+
+
+def export_weights(checkpoint, out, kind: str, raw: bool = False, metrics: dict | None = None) -> Path:
+    """Write a model's weights as .safetensors, with its config, progress and `metrics` in the metadata.
+
+    `raw`: a GAN run's live generator instead of the EMA one it keeps (training checkpoints only).
+    """
+    out = Path(out)
+    if out.suffix != ".safetensors":
+        raise UsageError(f"--out {out}: the file must end in .safetensors")
+    if out.exists():
+        raise UsageError(f"--out {out} already exists; remove it or choose another name")
+    if not out.parent.is_dir():
+        raise UsageError(f"--out {out}: folder {out.parent} does not exist")
+    data = read_checkpoint(resolve_path(checkpoint), kind)
+    weights = data["model"]
+    if raw:
+        if "generator" not in data:
+            raise UsageError(f"{checkpoint}: holds no separate live generator (--raw needs a GAN training checkpoint)")
+        weights = data["generator"]
+    MODEL_FROM_CHECKPOINT[kind]({**data, "model": weights}, checkpoint)      # refuse weights that do not load
+    state = {k: v.to(EXPORT_DTYPE[kind]) if v.is_floating_point() else v for k, v in weights.items()}
+    extra = {"progress": data.get("progress", {}), **({"metrics": metrics} if metrics else {})}
+    save_weights(out, kind, data["config"], state, **extra)
+    return out

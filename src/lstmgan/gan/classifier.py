@@ -3,20 +3,21 @@
 Inception-FID compares Inception-v3 features of ImageNet photos; the MNIST analogue
 compares the penultimate (128-d) features of a small CNN trained on the data set. The
 network must be fixed for scores to be comparable, so its weights ship in the package
-(fp16, ~200 KB each) with the command that retrains them:
+(fp16 .safetensors, ~200 KB each, with their metadata) with the command that retrains them:
 
-    lstmgan gan train-classifier --dataset mnist --out src/lstmgan/weights/mnist_classifier.pt
+    lstmgan gan train-classifier --dataset mnist --out src/lstmgan/weights/mnist_classifier.safetensors
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..checkpoint import atomic_save
+from ..checkpoint import load_state, read_safetensors, write_safetensors
 from ..errors import UsageError
 from ..loading import weights_dir
 from ..seeding import Stream, epoch_order, random_stream, seed_everything
@@ -54,8 +55,11 @@ def to_unit_range(images: torch.Tensor) -> torch.Tensor:
     return images.float()
 
 
+CLASSIFIER_FORMAT = "lstmgan-classifier"
+
+
 def weights_path(dataset: str) -> Path:
-    return weights_dir() / f"{dataset.replace('-', '_')}_classifier.pt"
+    return weights_dir() / f"{dataset.replace('-', '_')}_classifier.safetensors"
 
 
 def load_classifier(dataset: str = "mnist", device="cpu") -> tuple[DigitClassifier, dict]:
@@ -64,10 +68,12 @@ def load_classifier(dataset: str = "mnist", device="cpu") -> tuple[DigitClassifi
     if not path.is_file():
         raise UsageError(f"no shipped classifier for {dataset} ({path} is missing); "
                          f"train one with: lstmgan gan train-classifier --dataset {dataset} --out {path}")
-    data = torch.load(path, map_location="cpu", weights_only=True)
+    tensors, metadata = read_safetensors(path)
+    if metadata.get("format") != CLASSIFIER_FORMAT:
+        raise UsageError(f"{path}: not an lstmgan feature classifier")
     model = DigitClassifier()
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in data["model"].items()})
-    return model.to(device).eval(), data["meta"]
+    load_state(model, tensors, path, "classifier")
+    return model.to(device).eval(), json.loads(metadata["meta"])
 
 
 def _shift(images: torch.Tensor, rng: torch.Generator, max_shift: int = 2) -> torch.Tensor:
@@ -115,5 +121,5 @@ def train_classifier(dataset: str = "mnist", out=None, epochs: int = 8, batch_si
             "batch_size": batch_size, "lr": lr, "seed": seed, "feature_dim": FEATURE_DIM,
             "command": f"lstmgan gan train-classifier --dataset {dataset} --epochs {epochs} --seed {seed} --out PATH"}
     state = {k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()}
-    atomic_save({"model": state, "meta": meta}, out or weights_path(dataset))
+    write_safetensors(out or weights_path(dataset), state, {"format": CLASSIFIER_FORMAT, "meta": json.dumps(meta)})
     return meta

@@ -8,10 +8,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..checkpoint import FORMAT, FORMAT_VERSION, atomic_save, read_checkpoint
 from ..devices import resolve_device
 from ..errors import UsageError
-from ..loading import load_checkpoint, resolve_path
+from ..loading import load_checkpoint
 from ..plots import image_grid, to_uint8
 from ..seeding import Stream, random_stream
 from .mnist import NUM_CLASSES
@@ -108,26 +107,6 @@ def interpolate(checkpoint, steps: int = 9, mode: str = "lerp", digit: int | Non
         labels = torch.tensor(digits).repeat_interleave(steps)
         path = path.repeat(len(digits), 1)
     return to_uint8(generate(G, path, labels)), steps, {"z1": z1, "z2": z2}
-
-
-def export_generator(checkpoint, out, raw: bool = False) -> Path:
-    """Write a generator-only checkpoint with fp16 weights (what `pretrained:` names ship).
-
-    `raw` exports the live generator of a run that kept an EMA (by default the EMA one)."""
-    out = Path(out)
-    if out.suffix != ".pt":
-        raise UsageError(f"--out {out}: the file must end in .pt")
-    data = read_checkpoint(resolve_path(checkpoint), KIND)
-    weights = data["model"]
-    if raw:
-        if "generator" not in data:
-            raise UsageError(f"{checkpoint}: holds no separate live generator (--raw needs a training checkpoint)")
-        weights = data["generator"]
-    state = {k: v.half() if v.is_floating_point() else v for k, v in weights.items()}
-    progress = data.get("progress", {})
-    atomic_save({"format": FORMAT, "format_version": FORMAT_VERSION, "kind": KIND, "config": data["config"],
-                 "model": state, "progress": progress}, out)
-    return out
 
 
 def evaluate_checkpoint(checkpoint, n: int = 10000, seed: int = 0, device: str = "auto", data_dir=None,
