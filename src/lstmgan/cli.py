@@ -17,6 +17,7 @@ from .gan.config import GANConfig
 from .gan.mnist import DATASETS
 from .loading import pretrained_names
 from .recurrent.config import MODELS, PalindromeConfig
+from .sweeps import ENGINES
 
 
 class Parser(argparse.ArgumentParser):
@@ -74,6 +75,21 @@ def add_export(parser, kind: str):
     return parser
 
 
+def add_sweep_flags(parser, config_class, skip: tuple[str, ...]) -> None:
+    """A sweep's flags: each option with one or more values, then where and how the runs go."""
+    parser.set_defaults(config_keys=add_flags(parser, config_class, many=True, skip=skip))
+    flag(parser, "out", required=True, help="sweep directory (on a cluster: a filesystem every node sees)")
+    flag(parser, "resume", action="store_true", help="keep finished runs, continue unfinished ones")
+    flag(parser, "engine", choices=ENGINES, default="local", help="local processes, or Ray tasks")
+    flag(parser, "jobs", type=int, default=1, help="--engine local: runs in parallel (processes)")
+    flag(parser, "address", metavar="auto|HOST:PORT", help="--engine ray: join this Ray cluster (default: start a "
+                                                             "local Ray instance sized to this machine)")
+    flag(parser, "max-retries", type=int, default=3, help="--engine ray: times a run whose process died is retried")
+    flag(parser, "gpus-per-run", type=float, default=0, help="--engine ray: GPUs each run asks for")
+    flag(parser, "threads", type=int, help="torch CPU threads (and Ray CPUs) per run (default: 1 on Ray)")
+    flag(parser, "quiet", action="store_true", help="no progress bar")
+
+
 def add_training_flags(parser, config_class, part: str) -> list[str]:
     """A training command's flags: one per config option, then the run's own (--out, --resume, ...)."""
     keys = add_flags(parser, config_class)
@@ -119,18 +135,35 @@ def cmd_palindrome_train(args):
           f"{summary['backend']}; run saved in {summary['run']}")
 
 
-def cmd_palindrome_sweep(args):
-    from .recurrent.sweep import sweep
-
-    grid = {"model": args.models, "input_length": args.lengths, "seed": args.seeds}
+def sweep_grid(args, grid: dict) -> tuple[dict, dict]:
+    """(grid, fixed): options given several values join the grid, the others are fixed."""
     fixed = {}
     for key, values in given(args, args.config_keys).items():
         if len(values) > 1:
             grid[key] = values
         else:
             fixed[key] = values[0]
-    results = sweep(grid, fixed, args.out, resume=args.resume, jobs=args.jobs, threads=args.threads,
-                    progress=not args.quiet)
+    return grid, fixed
+
+
+def engine_options(args) -> dict:
+    return {"engine": args.engine, "jobs": args.jobs, "threads": args.threads, "address": args.address,
+            "max_retries": args.max_retries, "gpus_per_run": args.gpus_per_run, "progress": not args.quiet}
+
+
+def cmd_palindrome_sweep(args):
+    from .recurrent.sweep import sweep
+
+    grid, fixed = sweep_grid(args, {"model": args.models, "input_length": args.lengths, "seed": args.seeds})
+    results = sweep(grid, fixed, args.out, resume=args.resume, **engine_options(args))
+    print(f"{len(results)} runs; table in {args.out}/results.md")
+
+
+def cmd_gan_sweep(args):
+    from .gan.sweep import sweep
+
+    grid, fixed = sweep_grid(args, {"seed": args.seeds})
+    results = sweep(grid, fixed, args.out, resume=args.resume, **engine_options(args))
     print(f"{len(results)} runs; table in {args.out}/results.md")
 
 
@@ -230,13 +263,7 @@ def build_parser() -> Parser:
     flag(p, "models", nargs="+", choices=MODELS, default=list(MODELS), help="models to train")
     flag(p, "lengths", nargs="+", type=int, default=[5, 10, 19, 25, 30, 35], help="input lengths T")
     flag(p, "seeds", nargs="+", type=int, default=[0], help="seeds (one run each)")
-    keys = add_flags(p, PalindromeConfig, many=True, skip=("model", "input_length", "seed", "tensorboard"))
-    p.set_defaults(config_keys=keys)
-    flag(p, "out", required=True, help="sweep directory")
-    flag(p, "resume", action="store_true", help="keep finished runs, continue unfinished ones")
-    flag(p, "jobs", type=int, default=1, help="runs in parallel (processes)")
-    add_threads(p)
-    flag(p, "quiet", action="store_true", help="no progress output")
+    add_sweep_flags(p, PalindromeConfig, skip=("model", "input_length", "seed", "tensorboard"))
     p.set_defaults(handler=cmd_palindrome_sweep)
 
     add_export(subcommand(pal, "export", "write a model's weights as .safetensors (no pickle), to share"),
@@ -251,10 +278,16 @@ def build_parser() -> Parser:
     p.set_defaults(handler=cmd_palindrome_evaluate)
 
     gan = parts.add_parser("gan", help="Part II: GAN on MNIST").add_subparsers(
-        dest="command", required=True, metavar="{train,sample,interpolate,evaluate,export,train-classifier}")
+        dest="command", required=True, metavar="{train,sweep,sample,interpolate,evaluate,export,train-classifier}")
     p = subcommand(gan, "train", "train a GAN (or a conditional GAN)")
     add_training_flags(p, GANConfig, "gan")
     p.set_defaults(handler=cmd_gan_train)
+
+    p = subcommand(gan, "sweep", "train a grid of options x seeds (each option may take several values); "
+                                 "every run scored on the validation split, one recipe table")
+    flag(p, "seeds", nargs="+", type=int, default=[0], help="seeds (one run each)")
+    add_sweep_flags(p, GANConfig, skip=("seed", "tensorboard"))
+    p.set_defaults(handler=cmd_gan_sweep)
 
     for name, handler, help_ in [("sample", cmd_gan_sample, "sample images from a generator"),
                                  ("interpolate", cmd_gan_interpolate, "images along a path between two latents")]:

@@ -95,10 +95,14 @@ def train(config: GANConfig | dict, out, resume: bool = False, progress: bool = 
         if where.iteration % config.save_interval:         # the last grid, unless it was just saved
             save_samples(run, sampler(), grid, where.iteration)
         session.save()
+    summary = {"iterations": where.iteration, "epochs_completed": where.epoch - 1, "run": str(run.path),
+               "last": run.rows[-1] if run.rows else {}}
+    if meter:   # the final generator on the validation split (what a sweep's table compares)
+        summary["validation"] = evaluate_generator(sampler(), meter, config.eval_samples, config.seed)
     run.finish(config, final_scores(run))
     plot_run(run)
-    return {"iterations": where.iteration, "epochs_completed": where.epoch - 1, "run": str(run.path),
-            "last": run.rows[-1] if run.rows else {}}
+    atomic_write_text(run.path / "summary.json", json.dumps(summary, indent=2) + "\n")
+    return summary
 
 
 def discriminator_loss(D, real, fake, real_labels=None, fake_labels=None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -240,11 +244,10 @@ def quality_meter(config: GANConfig, validation, device):
 
 
 def evaluate_generator(G, meter, n: int, seed: int) -> dict:
-    """Quality scores of n samples (labels in equal shares for a conditional G), as metrics.csv columns."""
+    """Quality scores of n samples (labels in equal shares for a conditional G)."""
     z = torch.randn(n, G.latent_dim, generator=random_stream(seed, Stream.EVALUATION))
     labels = balanced_labels(n) if G.conditional else None
-    scores = meter.score(generate(G, z, labels), labels)
-    return {k: v for k, v in scores.items() if k in EVAL_COLUMNS}
+    return meter.score(generate(G, z, labels), labels)
 
 
 def write_val_reference(run: Run, meter, train_part, config: GANConfig) -> None:

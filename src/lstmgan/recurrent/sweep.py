@@ -1,28 +1,20 @@
-"""Sweeps: many palindrome runs (models x lengths x seeds x any other flag), one table and figures.
+"""Palindrome studies: models x lengths x seeds x any other option, as one table and figures.
 
-Each run lives in `OUT/runs/<name>/` as an ordinary run directory, so a sweep that is
-stopped resumes with `--resume`: finished runs are kept, unfinished ones continue.
+The runs are made by `lstmgan.sweeps` (local processes or Ray); this module names them and
+writes the results: results.csv, results.md and the accuracy-vs-length and curve figures.
 """
 
 from __future__ import annotations
 
 import csv
-import itertools
-import json
-import os
 import statistics
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import fields
-from multiprocessing import get_context
 from pathlib import Path
 
-from ..errors import UsageError
+from .. import sweeps
 from ..plots import line_plot, pyplot
 from ..runs import atomic_write_text
 from .config import PalindromeConfig
-from .train import train
-
-CHANGEABLE = PalindromeConfig.changeable_keys()
 
 SHORT = {"model": "", "input_length": "T", "seed": "s", "learning_rate": "lr", "num_hidden": "h",
          "input_dim": "d", "batch_size": "b", "forget_bias": "fb", "max_norm": "mn", "data_size": "n",
@@ -31,82 +23,11 @@ TABLE_KEYS = ["model", "input_length", "input_dim", "num_classes", "num_hidden",
               "max_epoch", "max_norm", "data_size", "portion_train"]
 
 
-def expand_grid(grid: dict[str, list]) -> list[dict]:
-    """Every combination of the listed values, in the order the keys are given."""
-    keys = list(grid)
-    return [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
+def sweep(grid: dict[str, list], fixed: dict, out, resume: bool = False, **engine) -> list[dict]:
+    """Train every point of `grid` (with the `fixed` options) under `out`; write the tables and figures.
 
-
-def run_name(point: dict) -> str:
-    parts = [f"{SHORT.get(k, k)}{v}" for k, v in point.items()]
-    return "-".join(parts).replace("/", "_")
-
-
-def without_budget(spec: dict) -> dict:
-    """A sweep's flags less the budget ones (epochs, patience...), which a resume may change."""
-    return {"grid": spec["grid"], "fixed": {k: v for k, v in spec["fixed"].items() if k not in CHANGEABLE}}
-
-
-def _train_one(config: dict, out: str, resume: bool, threads: int | None) -> dict:
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
-    return train(config, out, resume=resume, progress=False)
-
-
-def sweep(grid: dict[str, list], fixed: dict, out, resume: bool = False, jobs: int = 1,
-          threads: int | None = None, progress: bool = True) -> list[dict]:
-    """Train every point of `grid` (with the `fixed` flags) under `out`; write the tables and figures."""
-    out = Path(out)
-    points = expand_grid(grid)
-    configs = [PalindromeConfig.from_dict({**fixed, **point}).validate() for point in points]
-    if jobs < 1:
-        raise UsageError(f"--jobs must be a positive integer (got {jobs})")
-    spec = {"grid": grid, "fixed": fixed}
-    if resume:
-        if not (out / "sweep.json").is_file():
-            raise UsageError(f"--resume: {out} holds no sweep to resume (expected {out / 'sweep.json'})")
-        saved = json.loads((out / "sweep.json").read_text())
-        if without_budget(saved) != without_budget(json.loads(json.dumps(spec))):
-            raise UsageError(f"--resume: the sweep in {out} was started with other flags; repeat them exactly "
-                             f"(only {', '.join('--' + k.replace('_', '-') for k in sorted(CHANGEABLE))} "
-                             "may change), or start a new sweep in another --out")
-    elif out.exists() and any(out.iterdir()):
-        raise UsageError(f"--out {out} already exists and is not empty; pass --resume to continue that sweep, "
-                         "or choose a new directory")
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "sweep.json", json.dumps(spec, indent=2) + "\n")
-
-    tasks = []
-    for point, config in zip(points, configs):
-        run_dir = out / "runs" / run_name(point)
-        summary = run_dir / "summary.json"
-        if summary.is_file():
-            continue
-        started = run_dir.is_dir() and any(run_dir.iterdir())
-        tasks.append((config.to_dict(), str(run_dir), started))
-    if jobs == 1:
-        for k, (config, run_dir, resume_run) in enumerate(tasks):
-            if progress:
-                print(f"[{k + 1}/{len(tasks)}] {Path(run_dir).name}", flush=True)
-            _train_one(config, run_dir, resume_run, threads)
-    else:
-        per_job = threads or max(1, (os.cpu_count() or 1) // jobs)
-        with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
-            futures = [pool.submit(_train_one, c, d, r, per_job) for c, d, r in tasks]
-            for k, future in enumerate(futures):
-                summary = future.result()
-                if progress:
-                    print(f"[{k + 1}/{len(tasks)}] done {Path(summary['run']).name}: "
-                          f"test accuracy {summary['final_test_accuracy']:.4f}", flush=True)
-
-    results = []
-    for point, config in zip(points, configs):
-        summary = json.loads((out / "runs" / run_name(point) / "summary.json").read_text())
-        results.append({**config.to_dict(), **summary})
-    write_results(out, results, [k for k in grid if len(grid[k]) > 1 and k != "seed"])
-    return results
+    `engine`: the options of `lstmgan.sweeps.sweep` (engine, jobs, threads, address, max_retries, ...)."""
+    return sweeps.sweep(STUDY, grid, fixed, out, resume, **engine)
 
 
 def _spread(values: list) -> str:
@@ -131,6 +52,7 @@ def group_results(results: list[dict]) -> list[tuple[dict, list[dict]]]:
 
 
 def write_results(out: Path, results: list[dict], varying: list[str]) -> None:
+    """results.csv (one row per run), results.md (one row per configuration, seeds pooled) and figures."""
     config_keys = [f.name for f in fields(PalindromeConfig)]
     columns = config_keys + ["epochs", "final_test_accuracy", "best_test_accuracy", "best_epoch",
                              "first_full_epoch", "final_train_accuracy", "stopped_early", "run"]
@@ -204,3 +126,6 @@ def plot_sweep(out: Path, results: list[dict], varying: list[str]) -> None:
         line_plot(out / f"curves_T{length}.png", [{"series": series, "xlabel": "epoch", "ylabel": "test accuracy",
                                                    "ylim": (0, 1.02)}], title=f"test accuracy, T = {length}",
                   width=7)
+
+
+STUDY = sweeps.Study(PalindromeConfig, SHORT, write_results)

@@ -1,0 +1,107 @@
+"""GAN studies: a grid of training options x seeds, as one recipe table and a figure.
+
+The runs are made by `lstmgan.sweeps` (local processes or Ray). Each run is scored at its end on
+the validation split (never the test set: a sweep chooses between recipes), and the table pools
+the seeds of each configuration: mean, and min–max.
+"""
+
+from __future__ import annotations
+
+import csv
+import statistics
+from dataclasses import fields
+from pathlib import Path
+
+from .. import sweeps
+from ..config import flag_name
+from ..errors import UsageError
+from ..plots import pyplot
+from ..runs import atomic_write_text
+from .config import GANConfig
+
+SHORT = {"seed": "s", "d_dropout": "dd", "ema_decay": "ema", "lr_decay_from": "decay", "n_epochs": "e",
+         "batch_size": "b", "lr": "lr", "d_lr": "dlr", "conditional": "cgan", "d_projection": "proj",
+         "g_conditional_bn": "cbn", "latent_dim": "z", "max_iterations": "it"}
+SCORES = ["fid", "inception_score", "precision", "recall", "class_kl_to_uniform", "min_class_share",
+          "max_class_share", "conditional_accuracy", "min_class_recall"]
+SCORE_TITLES = {"fid": "FID", "inception_score": "IS", "precision": "precision", "recall": "recall",
+                "class_kl_to_uniform": "class KL", "min_class_share": "rarest digit %",
+                "max_class_share": "commonest digit %", "conditional_accuracy": "requested digit %",
+                "min_class_recall": "min digit recall"}
+
+
+def sweep(grid: dict[str, list], fixed: dict, out, resume: bool = False, **engine) -> list[dict]:
+    """Train every point of `grid` under `out`, each evaluated on the validation split; write the tables."""
+    fixed = {"eval_interval": 5, **fixed}
+    if not fixed["eval_interval"] or not fixed.get("val_size", GANConfig.val_size):
+        raise UsageError("a GAN sweep scores every run on the validation split: it needs --eval-interval "
+                                "and --val-size above 0")
+    return sweeps.sweep(STUDY, grid, fixed, out, resume, **engine)
+
+
+def scores_of(result: dict) -> dict:
+    """The validation scores of one run's final generator, with the digit shares reduced to min and max."""
+    scores = dict(result.get("validation", {}))
+    shares = scores.pop("class_histogram", None) or [float("nan")]
+    scores.update(min_class_share=min(shares), max_class_share=max(shares))
+    return {k: scores.get(k) for k in SCORES}
+
+
+def _cell(values: list, key: str) -> str:
+    values = [v for v in values if v is not None]
+    if not values:
+        return "—"
+    scale = 100 if key.endswith("share") or key == "conditional_accuracy" else 1
+    digits = 2 if key in ("fid", "inception_score") or scale == 100 else 3
+    text = f"{scale * statistics.fmean(values):.{digits}f}"
+    if len(values) > 1:
+        text += f" ({scale * min(values):.{digits}f}–{scale * max(values):.{digits}f})"
+    return text
+
+
+def write_results(out: Path, results: list[dict], varying: list[str]) -> None:
+    """results.csv (one row per run), results.md (one row per configuration, seeds pooled), recipes.png."""
+    config_keys = [f.name for f in fields(GANConfig)]
+    rows = [{**{k: r[k] for k in config_keys}, **scores_of(r), "epochs_completed": r["epochs_completed"],
+             "run": r["run"]} for r in results]
+    with open(out / "results.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=config_keys + SCORES + ["epochs_completed", "run"])
+        writer.writeheader()
+        writer.writerows(rows)
+
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        groups.setdefault(tuple(row[k] for k in varying), []).append(row)
+    conditional = any(r["conditional"] for r in rows)
+    shown = [k for k in SCORES if conditional or k not in ("conditional_accuracy", "min_class_recall")]
+    header = [flag_name(k) for k in varying] + ["seeds"] + [SCORE_TITLES[k] for k in shown]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for key, members in groups.items():
+        cells = [str(v) for v in key] + [str(len(members))]
+        cells += [_cell([m[k] for m in members], k) for k in shown]
+        lines.append("| " + " | ".join(cells) + " |")
+    n = results[0].get("eval_samples", "")
+    notes = ["", f"Each run's final generator on {n} samples against the validation split (the last "
+             f"{results[0]['val_size']} training images; never the test set), mean over seeds with min–max."]
+    atomic_write_text(out / "results.md", "\n".join(lines + notes) + "\n")
+    plot_recipes(out, groups, varying)
+
+
+def plot_recipes(out: Path, groups: dict[tuple, list[dict]], varying: list[str]) -> None:
+    plt = pyplot()
+    labels = [", ".join(f"{SHORT.get(k, k)}={v}" for k, v in zip(varying, key)) or "all" for key in groups]
+    fids = [[m["fid"] for m in members] for members in groups.values()]
+    means = [statistics.fmean(f) for f in fids]
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.1 * len(labels) + 1), 3.6))
+    ax.bar(range(len(labels)), means, yerr=[[m - min(f) for m, f in zip(means, fids)],
+                                            [max(f) - m for m, f in zip(means, fids)]], capsize=4, color="tab:blue")
+    ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right", fontsize=8)
+    ax.set(ylabel="FID (validation split)", title="recipes: mean FID, min–max over seeds")
+    ax.set_yscale("log")
+    ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    fig.savefig(out / "recipes.png", dpi=110)
+    plt.close(fig)
+
+
+STUDY = sweeps.Study(GANConfig, SHORT, write_results)

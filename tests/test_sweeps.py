@@ -1,0 +1,118 @@
+"""Acceptance (studies on Ray): the same tables as the local engine, fault tolerance, clean errors."""
+
+import csv
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+import torch
+
+from lstmgan.cli import main
+
+from conftest import snapshot_tree, write_idx_set
+
+pytest.importorskip("ray")
+
+PALINDROME = ["palindrome", "sweep", "--models", "lstm", "--lengths", "4", "6", "--seeds", "0", "1",
+              "--max-epoch", "2", "--data-size", "400", "--num-hidden", "8", "--threads", "1", "--quiet"]
+
+
+def gan_sweep(data_dir):
+    return ["gan", "sweep", "--d-dropout", "0", "0.3", "--seeds", "0", "--data-dir", str(data_dir),
+            "--n-epochs", "2", "--batch-size", "32", "--val-size", "32", "--eval-interval", "1",
+            "--eval-samples", "40", "--save-interval", "2", "--log-interval", "2", "--snapshot-interval", "0",
+            "--ema-decay", "0.9", "--threads", "1", "--quiet"]
+
+
+def table(out):
+    """results.csv without the column that names the sweep's own folder."""
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    return [{k: v for k, v in row.items() if k != "run"} for row in rows]
+
+
+def final_weights(out):
+    return {run.name: torch.load(run / "checkpoints" / "last.pt", weights_only=True)["model"]
+            for run in sorted((out / "runs").iterdir())}
+
+
+def test_a_palindrome_sweep_on_ray_gives_the_local_table(tmp_path):
+    assert main(PALINDROME + ["--out", str(tmp_path / "local")]) == 0
+    assert main(PALINDROME + ["--engine", "ray", "--out", str(tmp_path / "ray")]) == 0
+    assert len(table(tmp_path / "local")) == 4
+    assert table(tmp_path / "ray") == table(tmp_path / "local")
+    assert (tmp_path / "ray" / "results.md").read_text() == (tmp_path / "local" / "results.md").read_text()
+
+
+def test_a_gan_sweep_on_ray_survives_a_killed_run_and_gives_the_local_results(tmp_path, monkeypatch):
+    data = write_idx_set(tmp_path / "data", 128)
+    assert main(gan_sweep(data) + ["--out", str(tmp_path / "local")]) == 0
+    marker = tmp_path / "killed"
+    monkeypatch.setenv("LSTMGAN_KILL_AFTER_FIRST_CHECKPOINT", str(marker))
+    assert main(gan_sweep(data) + ["--engine", "ray", "--max-retries", "2", "--out", str(tmp_path / "ray")]) == 0
+    assert marker.is_file()                                   # one run really died after its first checkpoint
+    assert table(tmp_path / "ray") == table(tmp_path / "local") and len(table(tmp_path / "local")) == 2
+    local, ray = final_weights(tmp_path / "local"), final_weights(tmp_path / "ray")
+    assert local.keys() == ray.keys()
+    for run in local:
+        assert all(torch.equal(local[run][k], ray[run][k]) for k in local[run]), run
+    header = (tmp_path / "ray" / "results.md").read_text().splitlines()[0]
+    assert "--d-dropout" in header and "FID" in header and (tmp_path / "ray" / "recipes.png").is_file()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_sweep_joins_a_running_ray_head(tmp_path, monkeypatch):
+    ray_bin = shutil.which("ray") or os.path.join(os.path.dirname(sys.executable), "ray")
+    port = free_port()
+    temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")        # Ray's socket paths must stay short
+    # a loopback-only head for this test: no token needed (a real cluster keeps Ray's token auth on)
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    started = subprocess.run([ray_bin, "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1",
+                              "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats",
+                              f"--temp-dir={temp}"], capture_output=True, text=True, env=env,
+                             timeout=180)
+    try:
+        assert started.returncode == 0, started.stderr[-2000:]
+        args = PALINDROME[:5] + ["4"] + PALINDROME[7:]         # lengths 4 only: 2 runs
+        assert main(args + ["--engine", "ray", "--address", f"127.0.0.1:{port}", "--out", str(tmp_path / "sw")]) == 0
+        assert len(table(tmp_path / "sw")) == 2
+    finally:
+        subprocess.run([ray_bin, "stop", "--force"], capture_output=True, env=env, timeout=120)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--engine", "spark"], "invalid choice: 'spark'"),
+    (["--engine", "ray", "--max-retries", "-1"], "--max-retries must be 0 or a positive integer"),
+    (["--engine", "ray", "--address", "127.0.0.1:9"], "--address 127.0.0.1:9: no Ray cluster answers there"),
+    (["--engine", "ray", "--address", "nowhere"], "--address must be auto or HOST:PORT"),
+    (["--address", "127.0.0.1:9"], "--address and --gpus-per-run apply to --engine ray"),
+])
+def test_bad_sweep_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, extra, message):
+    before = snapshot_tree(tmp_path)
+    started = time.time()
+    try:
+        code = main(PALINDROME + extra + ["--out", str(tmp_path / "sw")])
+    except SystemExit as exit_:            # argparse's own errors
+        code = exit_.code
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err
+    assert time.time() - started < 15 and snapshot_tree(tmp_path) == before and not (tmp_path / "sw").exists()
+
+
+def test_without_ray_installed_one_line_says_how_to_get_it(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)             # `import ray` now fails as if not installed
+    assert main(PALINDROME + ["--engine", "ray", "--out", str(tmp_path / "sw")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pip install 'lstmgan[ray]'" in err and not (tmp_path / "sw").exists()
