@@ -17,36 +17,25 @@ Note the template's naming: `W_ih` is the *input gate's* recurrent weight, not t
 
 from __future__ import annotations
 
-import math
-
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from . import backends
+from .classifier import RecurrentClassifier, as_sequence
 from .fused import LSTMFunction, lstm_inference
 
 GATES = ("i", "f", "o", "g")   # fused order: one sigmoid covers i, f, o
 
 
-def as_sequence(x: torch.Tensor, input_dim: int) -> torch.Tensor:
-    """Accept [B, T, input_dim], or [B, T] when input_dim == 1; return [B, T, input_dim]."""
-    if x.dim() == 2 and input_dim == 1:
-        x = x.unsqueeze(-1)
-    if x.dim() != 3 or x.shape[-1] != input_dim:
-        raise ValueError(f"expected input [batch, time, {input_dim}]"
-                         f"{' or [batch, time]' if input_dim == 1 else ''}, got {list(x.shape)}")
-    if x.shape[1] < 1:
-        raise ValueError("input sequences need at least one time step")
-    return x
-
-
-class LSTM(nn.Module):
+class LSTM(RecurrentClassifier):
     """LSTM classifier: reads [B, T, input_dim] and returns logits [B, num_classes] from h_T.
+
+    The seed's parameters: W_gx, W_gh, b_g, W_ix, W_ih, b_i, W_fx, W_fh, b_f, W_ox, W_oh, b_o
+    (stored [out, in] like nn.Linear), then the head W_ph, b_p.
 
     `backend` picks the implementation of the recurrence over the same parameters:
     "compiled" (a C++ kernel), "eager" (all gates as one block, hand-written backward
-    through time), "per-gate" (the equations below, one gate at a time, with autograd), or
+    through time), "per-gate" (the equations above, one gate at a time, with autograd), or
     "auto" (compiled on CPU where it builds, else eager). All agree to float precision.
 
     Init: every weight and bias uniform in [-1/√H, 1/√H], as `torch.nn.LSTM` does;
@@ -57,25 +46,19 @@ class LSTM(nn.Module):
 
     def __init__(self, input_dim: int = 1, num_hidden: int = 128, num_classes: int = 10,
                  forget_bias: float | None = None, backend: str = "auto", chrono_tmax: int | None = None):
-        super().__init__()
+        super().__init__(input_dim, num_hidden, num_classes, backend)
         if chrono_tmax is not None and (forget_bias is not None or chrono_tmax < 2):
             raise ValueError("chrono init needs T_max >= 2 and no constant forget_bias")
-        self.input_dim, self.num_hidden, self.num_classes = input_dim, num_hidden, num_classes
         self.forget_bias, self.chrono_tmax = forget_bias, chrono_tmax
-        self.backend = backends.check(backend)
         H, D = num_hidden, input_dim
         for gate in ("g", "i", "f", "o"):
             setattr(self, f"W_{gate}x", nn.Parameter(torch.empty(H, D)))
             setattr(self, f"W_{gate}h" if gate != "i" else "W_ih", nn.Parameter(torch.empty(H, H)))
             setattr(self, f"b_{gate}", nn.Parameter(torch.empty(H)))
-        self.W_ph = nn.Parameter(torch.empty(num_classes, H))
-        self.b_p = nn.Parameter(torch.empty(num_classes))
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        bound = 1.0 / math.sqrt(self.num_hidden)
-        for p in self.parameters():
-            nn.init.uniform_(p, -bound, bound)
+        super().reset_parameters()                   # uniform, as torch.nn.LSTM
         if self.forget_bias is not None:
             nn.init.constant_(self.b_f, self.forget_bias)
         if self.chrono_tmax is not None:
@@ -93,16 +76,12 @@ class LSTM(nn.Module):
         b = torch.cat([getattr(self, f"b_{k}") for k in GATES])
         return W_x, W_h, b
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = as_sequence(x, self.input_dim)
-        backend = backends.resolve(self.backend, x)
+    def final_state(self, x: torch.Tensor, backend: str) -> torch.Tensor:
         if backend == "per-gate":
-            h = self.forward_per_gate(x)
-        elif backend == "compiled":
-            h = backends.compiled_lstm(x, *self.fused_weights())
-        else:
-            h = self.forward_fused(x)
-        return F.linear(h, self.W_ph, self.b_p)          # p = W_ph h_T + b_p
+            return self.forward_per_gate(x)
+        if backend == "compiled":
+            return backends.compiled_lstm(x, *self.fused_weights())
+        return self.forward_fused(x)
 
     def forward_per_gate(self, x: torch.Tensor) -> torch.Tensor:
         """h_T by the equations, one gate at a time (autograd does the backward)."""
@@ -126,11 +105,6 @@ class LSTM(nn.Module):
         if torch.is_grad_enabled() and (x.requires_grad or W_x.requires_grad):
             return LSTMFunction.apply(x, W_x, W_h, b)
         return lstm_inference(x, W_x, W_h, b)
-
-    @torch.no_grad()
-    def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
-        """Class probabilities softmax(p). Never feed these to cross-entropy: use the logits."""
-        return torch.softmax(self(x), dim=-1)
 
     @classmethod
     def from_torch(cls, lstm: nn.LSTM, head: nn.Linear, backend: str = "auto") -> "LSTM":
@@ -167,7 +141,3 @@ class LSTM(nn.Module):
             head.bias.copy_(self.b_p)
         device, dtype = self.W_ph.device, self.W_ph.dtype
         return lstm.to(device, dtype), head.to(device, dtype)
-
-    def extra_repr(self) -> str:
-        return (f"input_dim={self.input_dim}, num_hidden={self.num_hidden}, "
-                f"num_classes={self.num_classes}, backend={self.backend!r}")

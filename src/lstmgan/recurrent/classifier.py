@@ -1,0 +1,64 @@
+"""What the LSTM and the vanilla RNN share: read a sequence, classify from the last hidden state.
+
+    p = W_ph h_T + b_p        (logits; softmax lives in `predict_proba`)
+
+A subclass computes h_T with the implementation `backends.resolve` picks for the input
+("compiled", "eager" or "per-gate"); every parameter starts uniform in [-1/√H, 1/√H], as in
+`torch.nn.LSTM` / `torch.nn.RNN`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import backends
+
+
+def as_sequence(x: torch.Tensor, input_dim: int) -> torch.Tensor:
+    """Accept [B, T, input_dim], or [B, T] when input_dim == 1; return [B, T, input_dim]."""
+    if x.dim() == 2 and input_dim == 1:
+        x = x.unsqueeze(-1)
+    if x.dim() != 3 or x.shape[-1] != input_dim:
+        raise ValueError(f"expected input [batch, time, {input_dim}]"
+                         f"{' or [batch, time]' if input_dim == 1 else ''}, got {list(x.shape)}")
+    if x.shape[1] < 1:
+        raise ValueError("input sequences need at least one time step")
+    return x
+
+
+class RecurrentClassifier(nn.Module):
+    """[B, T, input_dim] -> logits [B, num_classes] from h_T; subclasses define `final_state`."""
+
+    def __init__(self, input_dim: int, num_hidden: int, num_classes: int, backend: str):
+        super().__init__()
+        self.input_dim, self.num_hidden, self.num_classes = input_dim, num_hidden, num_classes
+        self.backend = backends.check(backend)
+        self.W_ph = nn.Parameter(torch.empty(num_classes, num_hidden))
+        self.b_p = nn.Parameter(torch.empty(num_classes))
+
+    def final_state(self, x: torch.Tensor, backend: str) -> torch.Tensor:
+        """h_T [B, H] of x [B, T, D], computed by `backend`."""
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = as_sequence(x, self.input_dim)
+        h = self.final_state(x, backends.resolve(self.backend, x))
+        return F.linear(h, self.W_ph, self.b_p)          # p = W_ph h_T + b_p
+
+    def reset_parameters(self) -> None:
+        bound = 1.0 / math.sqrt(self.num_hidden)
+        for p in self.parameters():
+            nn.init.uniform_(p, -bound, bound)
+
+    @torch.no_grad()
+    def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
+        """Class probabilities softmax(p). Never feed these to cross-entropy: use the logits."""
+        return torch.softmax(self(x), dim=-1)
+
+    def extra_repr(self) -> str:
+        return (f"input_dim={self.input_dim}, num_hidden={self.num_hidden}, num_classes={self.num_classes}, "
+                f"backend={self.backend!r}")
