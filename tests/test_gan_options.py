@@ -101,3 +101,31 @@ def test_training_reads_only_the_training_files_and_never_trains_on_the_validati
     assert torch.equal(references[0].images, full.images[96:])            # the evaluations' reference: the tail
     assert json.loads((run / "val_reference.json").read_text())["what"].endswith("32-image validation split")
     assert (run / "checkpoints" / "best.pt").is_file() and (run / "fid.png").is_file()
+
+
+def test_spectral_norm_bounds_each_weight_of_d_and_is_off_by_default():
+    torch.manual_seed(0)
+    D, plain = Discriminator(spectral_norm=True).train(), Discriminator()
+    with torch.no_grad():                          # weights ten times larger: only the normalised D ignores it
+        for layer in (m for m in D.net if isinstance(m, torch.nn.Linear)):
+            layer.parametrizations.weight.original.mul_(10)
+        plain.net[0].weight.mul_(10)
+    x = torch.randn(8, 1, 28, 28)
+    for _ in range(30):                           # power iterations converge as D runs in training
+        D(x)
+    for layer in (m for m in D.net if isinstance(m, torch.nn.Linear)):
+        assert torch.linalg.matrix_norm(layer.weight, ord=2) < 1.05
+    assert torch.linalg.matrix_norm(plain.net[0].weight, ord=2) > 5 and not GANConfig().d_spectral_norm
+
+
+def test_r1_penalty_is_the_squared_input_gradient_on_real_images():
+    from lstmgan.gan.train import r1_penalty
+
+    torch.manual_seed(0)
+    D = Discriminator()
+    real = torch.rand(4, 784) * 2 - 1
+    x = real.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(D(x).sum(), x)
+    assert torch.allclose(r1_penalty(D, real), grad.pow(2).sum(1).mean())
+    r1_penalty(D, real).backward()                 # it reaches D's weights (a gradient of a gradient)
+    assert D.net[0].weight.grad.abs().sum() > 0 and GANConfig().r1_gamma == 0
