@@ -208,3 +208,21 @@ def test_patience_waits_for_the_target_accuracy(tmp_path):
     assert summary["stopped_early"] == "solved" and summary["epochs"] < 20
     assert [float(r["test_accuracy"]) >= 0.5 for r in rows[-2:]] == [True, True]
     assert not (len(rows) > 2 and float(rows[-3]["test_accuracy"]) >= 0.5)      # it stopped at the first chance
+
+
+def test_the_shipped_palindrome_models_load_and_remember_200_digits():
+    import time
+
+    from lstmgan.loading import pretrained_index
+    from lstmgan.recurrent.evaluate import evaluate_checkpoint
+
+    shipped = {name: entry for name, entry in pretrained_index().items() if entry["kind"] == "palindrome"}
+    assert {"palindrome-T200", "palindrome-T500", "palindrome-T1000"} <= set(shipped)
+    for name in shipped:
+        loaded = load_checkpoint(f"pretrained:{name}")
+        assert loaded.config["input_length"] == int(name.split("-T")[1]) and not loaded.model.training
+        assert loaded.data["metrics"]["accuracy"] >= 0.99             # as measured when it was shipped
+    started = time.time()
+    scores = evaluate_checkpoint("pretrained:palindrome-T200", n=2000, seed=2024, device="cpu")
+    assert scores["input_length"] == 200 and scores["n"] == 2000
+    assert scores["accuracy"] >= 0.99 and time.time() - started < 30       # chance is 0.10
