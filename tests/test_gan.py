@@ -143,6 +143,10 @@ def test_conditional_gan_samples_by_digit(tmp_path, mnist_dir):
     assert done.returncode == 0 and np.load(tmp_path / "i.npy").shape == (9, 28, 28)
     done = cli("gan", "sample", "--checkpoint", ckpt, "--digit", "10", "--out", tmp_path / "x.png")
     assert done.returncode == 2 and "0..9" in done.stderr and not (tmp_path / "x.png").exists()
+    done = cli("gan", "evaluate", "--checkpoint", ckpt, "--n", "200", "--no-reference")
+    scores = json.loads(done.stdout)
+    assert len(scores["per_class_recall"]) == 10 and scores["min_class_recall"] == min(scores["per_class_recall"])
+    assert len(scores["per_class_precision"]) == 10 and "conditional_accuracy" in scores
 
 
 def test_evaluate_prints_metrics_with_the_real_floor(trained):
