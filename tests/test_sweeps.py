@@ -60,6 +60,8 @@ def test_a_gan_sweep_on_ray_survives_a_killed_run_and_gives_the_local_results(tm
     assert local.keys() == ray.keys()
     for run in local:
         assert all(torch.equal(local[run][k], ray[run][k]) for k in local[run]), run
+        metrics = [(out / "runs" / run / "metrics.csv").read_text() for out in (tmp_path / "local", tmp_path / "ray")]
+        assert metrics[0] == metrics[1], run
     header = (tmp_path / "ray" / "results.md").read_text().splitlines()[0]
     assert "--d-dropout" in header and "FID" in header and (tmp_path / "ray" / "recipes.png").is_file()
 
