@@ -6,7 +6,7 @@ import torch
 
 from lstmgan.gan import Discriminator, GANConfig, Generator
 from lstmgan.gan.models import ConditionalBatchNorm1d
-from lstmgan.gan.train import EMA, set_learning_rates
+from lstmgan.gan.train import EMA
 
 from conftest import write_idx_set
 
@@ -64,15 +64,6 @@ def test_conditional_batch_norm_gives_per_class_parameters_that_learn():
     assert not any(isinstance(m, ConditionalBatchNorm1d) for m in Generator(8, num_classes=10).modules())
 
 
-def test_d_lr_gives_the_discriminator_its_own_rate():
-    G, D = Generator(8), Discriminator()
-    opt_G, opt_D = torch.optim.Adam(G.parameters()), torch.optim.Adam(D.parameters())
-    set_learning_rates(GANConfig(lr=1e-4, d_lr=4e-4), 0.5, opt_G, opt_D)
-    assert opt_G.param_groups[0]["lr"] == 5e-5 and opt_D.param_groups[0]["lr"] == 2e-4
-    set_learning_rates(GANConfig(lr=1e-4), 1.0, opt_G, opt_D)
-    assert opt_D.param_groups[0]["lr"] == 1e-4 and GANConfig().d_lr == 0
-
-
 def test_training_reads_only_the_training_files_and_never_trains_on_the_validation_split(tmp_path, monkeypatch):
     import lstmgan.gan.train as gan_train
     from lstmgan.gan import mnist
@@ -101,21 +92,6 @@ def test_training_reads_only_the_training_files_and_never_trains_on_the_validati
     assert torch.equal(references[0].images, full.images[96:])            # the evaluations' reference: the tail
     assert json.loads((run / "val_reference.json").read_text())["what"].endswith("32-image validation split")
     assert (run / "checkpoints" / "best.pt").is_file() and (run / "fid.png").is_file()
-
-
-def test_spectral_norm_bounds_each_weight_of_d_and_is_off_by_default():
-    torch.manual_seed(0)
-    D, plain = Discriminator(spectral_norm=True).train(), Discriminator()
-    with torch.no_grad():                          # weights ten times larger: only the normalised D ignores it
-        for layer in (m for m in D.net if isinstance(m, torch.nn.Linear)):
-            layer.parametrizations.weight.original.mul_(10)
-        plain.net[0].weight.mul_(10)
-    x = torch.randn(8, 1, 28, 28)
-    for _ in range(30):                           # power iterations converge as D runs in training
-        D(x)
-    for layer in (m for m in D.net if isinstance(m, torch.nn.Linear)):
-        assert torch.linalg.matrix_norm(layer.weight, ord=2) < 1.05
-    assert torch.linalg.matrix_norm(plain.net[0].weight, ord=2) > 5 and not GANConfig().d_spectral_norm
 
 
 def test_r1_penalty_is_the_squared_input_gradient_on_real_images():

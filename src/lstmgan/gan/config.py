@@ -29,7 +29,7 @@ class GANConfig(Config):
 
     n_epochs: int = option(200, "epochs", POSITIVE_INT, changeable=True)
     batch_size: int = option(64, "images per step", POSITIVE_INT)
-    lr: float = option(0.0002, "Adam learning rate (of both networks unless --d-lr)", POSITIVE)
+    lr: float = option(0.0002, "Adam learning rate of both networks", POSITIVE)
     b1: float = option(0.5, "Adam beta1, as in DCGAN and PyTorch-GAN", FRACTION)
     b2: float = option(0.999, "Adam beta2", FRACTION)
     latent_dim: int = option(100, "size of z", POSITIVE_INT)
@@ -53,12 +53,10 @@ class GANConfig(Config):
     d_dropout: float = option(0.0, "dropout after each hidden layer of D", FRACTION)
     val_size: int = option(10000, "the last N training images are the validation split of in-training "
                                   "evaluations and best.pt, never trained on (0: train on all)", COUNT)
-    d_lr: float = option(0.0, "D's own learning rate, two time scales (0: the same as --lr)", NON_NEGATIVE)
     d_projection: bool = option(False, "cGAN: projection discriminator (Miyato & Koyama 2018) instead of "
                                        "the label concatenated to D's input", BOOLEAN)
     g_conditional_bn: bool = option(False, "cGAN: per-class batch-norm scale and shift in G instead of the "
                                            "label concatenated to z", BOOLEAN)
-    d_spectral_norm: bool = option(False, "spectral normalisation of D's weights (Miyato et al. 2018)", BOOLEAN)
     r1_gamma: float = option(0.0, "R1 penalty γ/2·E‖∇_x D(x)‖² on real images in D's loss (Mescheder et al. 2018; "
                                   "0: off)", NON_NEGATIVE)
     tensorboard: bool = option(False, "also write TensorBoard event files (pip install 'lstmgan[tensorboard]')",

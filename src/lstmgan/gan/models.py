@@ -83,12 +83,9 @@ class Discriminator(nn.Module):
     """images [N, 1, 28, 28] (+ labels) -> logit [N, 1] that the image is real.
 
     `dropout` > 0 adds Dropout after each hidden activation (off in the seed's network);
-    `projection` conditions by the projection term instead of concatenating the label;
-    `spectral_norm` divides each weight by its largest singular value (Miyato et al. 2018),
-    estimated by one power iteration per training forward."""
+    `projection` conditions by the projection term instead of concatenating the label."""
 
-    def __init__(self, num_classes: int = 0, dropout: float = 0.0, projection: bool = False,
-                 spectral_norm: bool = False):
+    def __init__(self, num_classes: int = 0, dropout: float = 0.0, projection: bool = False):
         super().__init__()
         if projection and not num_classes:
             raise ValueError("a projection discriminator needs num_classes")
@@ -100,8 +97,6 @@ class Discriminator(nn.Module):
             layers += [nn.Linear(width, out), nn.LeakyReLU(0.2)] + ([nn.Dropout(dropout)] if dropout else [])
             width = out
         layers.append(nn.Linear(width, 1))
-        if spectral_norm:
-            layers = [nn.utils.parametrizations.spectral_norm(m) if isinstance(m, nn.Linear) else m for m in layers]
         self.net = nn.Sequential(*layers)
         if projection:
             self.class_projection = nn.Embedding(num_classes, width)       # e_c

@@ -42,9 +42,9 @@ def train(config: GANConfig | dict, out, resume: bool = False, progress: bool = 
 
     seed_everything(config.seed)
     G = Generator(config.latent_dim, config.num_classes, config.g_conditional_bn).to(device)
-    D = Discriminator(config.num_classes, config.d_dropout, config.d_projection, config.d_spectral_norm).to(device)
+    D = Discriminator(config.num_classes, config.d_dropout, config.d_projection).to(device)
     opt_G = adam(G.parameters(), config.lr, (config.b1, config.b2))
-    opt_D = adam(D.parameters(), config.d_lr or config.lr, (config.b1, config.b2))
+    opt_D = adam(D.parameters(), config.lr, (config.b1, config.b2))
     ema = EMA(G, config.ema_decay) if config.ema_decay else None
     noise = random_stream(config.seed, Stream.GAN_NOISE)
     where, step_log = Progress(), StepLog(LOSS_COLUMNS, config.log_interval, device)
@@ -186,9 +186,9 @@ def lr_factor(config: GANConfig, iteration: int, total: int, batches_per_epoch: 
 
 
 def set_learning_rates(config: GANConfig, factor: float, opt_G, opt_D) -> None:
-    for optimizer, lr in ((opt_G, config.lr), (opt_D, config.d_lr or config.lr)):
+    for optimizer in (opt_G, opt_D):
         for group in optimizer.param_groups:
-            group["lr"] = lr * factor
+            group["lr"] = config.lr * factor
 
 
 class EMA:
