@@ -107,7 +107,6 @@ CASES = [
     (["gan", "train", "--val-size", "0", "--eval-interval", "5"], "--eval-interval must be 0 when --val-size is 0"),
     (["gan", "train", "--d-projection"], "--d-projection must be used with --conditional"),
     (["gan", "train", "--g-conditional-bn"], "--g-conditional-bn must be used with --conditional"),
-    (["gan", "train", "--r1-gamma", "-1"], "--r1-gamma must be 0 or positive"),
     (["gan", "train", "--dataset", "cifar"], "--dataset must be one of mnist, fashion-mnist (got 'cifar')"),
     (["gan", "train", "--data-dir", "{root}/no-such-folder"], "files not found there"),
     (["gan", "train", "--data-dir", "{root}/corrupt-mnist"], "truncated"),

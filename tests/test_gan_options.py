@@ -92,16 +92,3 @@ def test_training_reads_only_the_training_files_and_never_trains_on_the_validati
     assert torch.equal(references[0].images, full.images[96:])            # the evaluations' reference: the tail
     assert json.loads((run / "val_reference.json").read_text())["what"].endswith("32-image validation split")
     assert (run / "checkpoints" / "best.pt").is_file() and (run / "fid.png").is_file()
-
-
-def test_r1_penalty_is_the_squared_input_gradient_on_real_images():
-    from lstmgan.gan.train import r1_penalty
-
-    torch.manual_seed(0)
-    D = Discriminator()
-    real = torch.rand(4, 784) * 2 - 1
-    x = real.clone().requires_grad_(True)
-    (grad,) = torch.autograd.grad(D(x).sum(), x)
-    assert torch.allclose(r1_penalty(D, real), grad.pow(2).sum(1).mean())
-    r1_penalty(D, real).backward()                 # it reaches D's weights (a gradient of a gradient)
-    assert D.net[0].weight.grad.abs().sum() > 0 and GANConfig().r1_gamma == 0

@@ -9,7 +9,6 @@ from ..config import (
     COUNT,
     FRACTION,
     INTEGER,
-    NON_NEGATIVE,
     OPTIONAL_TEXT,
     POSITIVE,
     POSITIVE_INT,
@@ -57,8 +56,6 @@ class GANConfig(Config):
                                        "the label concatenated to D's input", BOOLEAN)
     g_conditional_bn: bool = option(False, "cGAN: per-class batch-norm scale and shift in G instead of the "
                                            "label concatenated to z", BOOLEAN)
-    r1_gamma: float = option(0.0, "R1 penalty γ/2·E‖∇_x D(x)‖² on real images in D's loss (Mescheder et al. 2018; "
-                                  "0: off)", NON_NEGATIVE)
     tensorboard: bool = option(False, "also write TensorBoard event files (pip install 'lstmgan[tensorboard]')",
                                BOOLEAN, changeable=True)
 

@@ -73,8 +73,6 @@ def train(config: GANConfig | dict, out, resume: bool = False, progress: bool = 
                 # D step: tell real images from generated ones
                 fake = G(z, fake_labels)
                 d_loss, d_logits = discriminator_loss(D, real, fake.detach(), real_labels, fake_labels)
-                if config.r1_gamma:
-                    d_loss = d_loss + config.r1_gamma / 2 * r1_penalty(D, real, real_labels)
                 optimize(opt_D, d_loss)
                 # G step: make the updated D call the same generated images real
                 with frozen(D):
@@ -118,13 +116,6 @@ def discriminator_loss(D, real, fake, real_labels=None, fake_labels=None) -> tup
     logits = D(torch.cat([real.view(n, -1), fake.view(n, -1)]), labels)
     targets = torch.cat([torch.ones(n, 1, device=real.device), torch.zeros(n, 1, device=real.device)])
     return F.binary_cross_entropy_with_logits(logits, targets), logits
-
-
-def r1_penalty(D, real, real_labels=None) -> torch.Tensor:
-    """E‖∇_x D(x)‖² over real images: penalises D's slope on the data (Mescheder et al. 2018)."""
-    real = real.detach().requires_grad_(True)
-    (grad,) = torch.autograd.grad(D(real, real_labels).sum(), real, create_graph=True)
-    return grad.pow(2).sum(1).mean()
 
 
 def generator_loss(D, fake, fake_labels=None) -> torch.Tensor:
