@@ -26,6 +26,8 @@ def main():
     parser.add_argument("runs", nargs="+", type=Path)
     parser.add_argument("--labels", nargs="+")
     parser.add_argument("--floor", type=float, default=None, help="draw the real-data FID floor")
+    parser.add_argument("--floor-label", default="real-data floor (n=10000)")
+    parser.add_argument("--no-target", action="store_true", help="leave out the 10x-floor line")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     labels = args.labels or [run.name for run in args.runs]
@@ -35,8 +37,9 @@ def main():
         fid[label], kl[label] = (epochs, fids), (epochs, kls)
     if args.floor:
         span = [min(e for e, _ in fid.values())[0], max(e for e, _ in fid.values())[-1]]
-        fid["real-data floor (n=10000)"] = (span, [args.floor, args.floor])
-        fid["target: 10x floor"] = (span, [10 * args.floor, 10 * args.floor])
+        fid[args.floor_label] = (span, [args.floor, args.floor])
+        if not args.no_target:
+            fid["target: 10x floor"] = (span, [10 * args.floor, 10 * args.floor])
     line_plot(args.out, [
         {"series": fid, "xlabel": "epoch", "ylabel": "FID (classifier features, 5000 samples)", "logy": True,
          "title": "FID"},
