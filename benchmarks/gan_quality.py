@@ -18,7 +18,7 @@ from pathlib import Path
 from lstmgan.gan.sample import evaluate_checkpoint
 
 KEYS = ("fid", "inception_score", "precision", "recall", "class_kl_to_uniform", "class_histogram",
-        "conditional_accuracy", "per_class_recall", "per_class_precision", "epochs_completed")
+        "conditional_accuracy", "per_class_recall", "per_class_precision", "min_class_recall", "epochs_completed")
 
 
 def row(name: str, m: dict) -> str:
