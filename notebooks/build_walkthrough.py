@@ -79,7 +79,8 @@ the *real data* row is 10,000 real training images scored the same way: the floo
 code("""from importlib import resources
 
 table = json.loads((resources.files("lstmgan") / "weights" / "metrics.json").read_text())
-print(f"{'generator':34s} {'FID':>8s} {'IS':>6s} {'prec':>6s} {'recall':>6s}   min / max digit share   lowest digit recall")
+print(f"{'generator':34s} {'FID':>8s} {'IS':>6s} {'prec':>6s} {'recall':>6s}",
+      "  min / max digit share   lowest digit recall")
 for name, m in table.items():
     if "fid" not in m:          # the palindrome models' rows
         continue
