@@ -4,10 +4,11 @@
 
 Reads, under the study folder: the curriculum runs `lstm-T{200,500,1000}-s{0,1,2}/`, fresh-data
 scores `fresh/T{T}-s{seed}.json` and zero-shot scores `zero-shot/T1000-s{seed}-at-{T}.json` (both
-written by `lstmgan palindrome evaluate --n 2000 [--input-length T]`), and the RNN sweep
-`rnn-sweep/results.csv`. Writes `palindrome_long_range_curves.png` (test accuracy against
-training step, each length starting where the previous one's best checkpoint was taken) and
-`palindrome_long_range_accuracy.png` (accuracy on fresh palindromes against T, log axis).
+written by `lstmgan palindrome evaluate --n 2000 [--input-length T]`), and the RNN sweeps
+`rnn-sweep*/results.csv` (per length and seed, the better of the sweeps' budgets). Writes
+`palindrome_long_range_curves.png` (test accuracy against training step, each length starting
+where the previous one's best checkpoint was taken) and `palindrome_long_range_accuracy.png`
+(accuracy on fresh palindromes against T, log axis).
 """
 
 from __future__ import annotations
@@ -65,11 +66,14 @@ def main():
             (args.study / "zero-shot").glob("T1000-s*-at-*.json")):
         result = json.loads(path.read_text())
         lstm.setdefault(result["input_length"], []).append(result["accuracy"])
-    rnn: dict[int, list[float]] = {}
-    sweep = args.study / "rnn-sweep" / "results.csv"
-    if sweep.is_file():
+    best_rnn: dict[tuple[int, int], float] = {}     # (T, seed) -> best over the RNN sweeps' budgets
+    for sweep in sorted(args.study.glob("rnn-sweep*/results.csv")):
         for row in csv.DictReader(open(sweep)):
-            rnn.setdefault(int(row["input_length"]), []).append(float(row["best_test_accuracy"]))
+            key = int(row["input_length"]), int(row["seed"])
+            best_rnn[key] = max(best_rnn.get(key, 0.0), float(row["best_test_accuracy"]))
+    rnn: dict[int, list[float]] = {}
+    for (T, _), accuracy in sorted(best_rnn.items()):
+        rnn.setdefault(T, []).append(accuracy)
     fig, ax = plt.subplots(figsize=(6, 3.8))
     for label, data, marker in (("LSTM (fresh palindromes; T > 1000: the T = 1000 models, untrained there)",
                                  lstm, "o"), ("vanilla RNN (best held-out accuracy)", rnn, "s")):
