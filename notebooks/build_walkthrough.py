@@ -14,7 +14,7 @@ This notebook uses the generators shipped with `lstmgan` (no training needed, a 
 * `pretrained:mnist@1`, `pretrained:mnist@100`, `pretrained:mnist@200` — the seed's MLP GAN, trained with the seed's
   settings (200 epochs, batch 64, constant learning rate), after epoch 1, 100 and 200 of one run;
 * `pretrained:mnist` — the recommended unconditional generator: same architecture, the training recipe that measured
-  best in `docs/gan.md`;
+  best on a validation split in `docs/gan.md`, at the epoch with the lowest validation FID;
 * `pretrained:mnist-cgan` — the conditional GAN: a projection discriminator and class-conditional batch norm in G,
   the epoch chosen by FID on a validation split carved from the training images (never by a test-set score).
 
