@@ -24,12 +24,12 @@ from lstmgan.plots import pyplot
 LENGTHS = (200, 500, 1000)
 
 
-def curve(run: Path) -> tuple[list[int], list[float], int]:
-    """(steps at each epoch end, test accuracy, steps per epoch) of one run."""
+def curve(run: Path) -> tuple[list[int], list[float]]:
+    """(steps at each epoch end, test accuracy) of one run."""
     rows = list(csv.DictReader(open(run / "metrics.csv")))
     config = json.loads((run / "config.json").read_text())
     per_epoch = -(-config["train_size"] // config["batch_size"])
-    return [per_epoch * int(r["epoch"]) for r in rows], [float(r["test_accuracy"]) for r in rows], per_epoch
+    return [per_epoch * int(r["epoch"]) for r in rows], [float(r["test_accuracy"]) for r in rows]
 
 
 def main():
@@ -47,7 +47,7 @@ def main():
             run = args.study / f"lstm-T{T}-s{seed}"
             if not run.is_dir():
                 continue
-            steps, accuracy, _ = curve(run)
+            steps, accuracy = curve(run)
             ax.plot([offset + s for s in steps], accuracy, marker="o", ms=3, label=f"T = {T}")
             best = max(range(len(accuracy)), key=lambda k: accuracy[k])
             offset += steps[best]            # the next length starts from this length's best checkpoint
