@@ -23,6 +23,7 @@ class Stream(enum.IntEnum):
     INTERPOLATION = 0x17E2           # the two endpoints of `gan interpolate`
     REAL_REFERENCE = 0x8EF           # which real images form the real-data floor
     CLASSIFIER_SHIFTS = 0xC1A5       # random translations while training the feature classifier
+    CLUSTERS = 0xC1057               # the k-means++ seeds of a GAN's pseudo-classes
 
 
 def seed_everything(seed: int) -> None:

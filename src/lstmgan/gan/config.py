@@ -18,6 +18,8 @@ from ..config import (
 )
 from .mnist import DATASETS, NUM_CLASSES, TRAIN_SIZE
 
+MAX_CLUSTERS = 1000
+
 
 @dataclass
 class GANConfig(Config):
@@ -52,6 +54,9 @@ class GANConfig(Config):
     d_dropout: float = option(0.0, "dropout after each hidden layer of D", FRACTION)
     val_size: int = option(10000, "the last N training images are the validation split of in-training "
                                   "evaluations and best.pt, never trained on (0: train on all)", COUNT)
+    clusters: int = option(0, "unconditional G and D conditioned on K pseudo-classes: k-means clusters of the "
+                              "training pixels, no labels read; G draws the cluster from z (0: off)", COUNT,
+                           metavar="K")
     d_projection: bool = option(False, "cGAN: projection discriminator (Miyato & Koyama 2018) instead of "
                                        "the label concatenated to D's input", BOOLEAN)
     g_conditional_bn: bool = option(False, "cGAN: per-class batch-norm scale and shift in G instead of the "
@@ -66,9 +71,18 @@ class GANConfig(Config):
         self.need(self.lr_decay_from < self.n_epochs, "lr_decay_from", f"below --n-epochs {self.n_epochs}")
         self.need(self.val_size > 0 or not self.eval_interval, "eval_interval",
                   "0 when --val-size is 0 (in-training evaluation reads the validation split, never the test set)")
+        self.need(not (self.conditional and self.clusters), "clusters", "0 with --conditional (labels or clusters)")
+        self.need(self.clusters <= MAX_CLUSTERS, "clusters", f"at most {MAX_CLUSTERS}")
         for name in ("d_projection", "g_conditional_bn"):
-            self.need(self.conditional or not getattr(self, name), name, "used with --conditional")
+            self.need(self.conditional or self.clusters or not getattr(self, name), name,
+                      "used with --conditional or --clusters")
 
     @property
     def num_classes(self) -> int:
+        """Digit labels a user passes to G (0: unconditional)."""
         return NUM_CLASSES if self.conditional else 0
+
+    @property
+    def num_conditions(self) -> int:
+        """What D and G are conditioned on in training: digit labels, clusters, or nothing (0)."""
+        return self.num_classes or self.clusters

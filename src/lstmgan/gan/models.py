@@ -12,6 +12,11 @@ Conditional: a label embedding (num_classes -> num_classes) is concatenated to z
               (conditional batch norm, de Vries et al. 2017), y = γ_c x̂ + β_c;
             * `projection` in D: D(x, c) = ψ(φ(x)) + e_c · φ(x), the projection discriminator
               (Miyato & Koyama 2018), φ the last hidden layer and e_c a learned class vector.
+Cluster-conditioned (unconditional to its user): G is conditioned the same way on one of K
+            pseudo-classes (k-means clusters of the training images, see clusters.py) and
+            picks the cluster from z itself: c = F⁻¹(Φ(z₀)), with F the clusters' cumulative
+            frequencies in the data and Φ the standard normal CDF, so c ~ the data's prior
+            and G(z) stays a function of z alone.
 """
 
 from __future__ import annotations
@@ -50,16 +55,23 @@ class ConditionalBatchNorm1d(nn.Module):
 class Generator(nn.Module):
     """z [N, latent_dim] (+ labels [N] when conditional) -> images [N, 1, 28, 28] in [-1, 1]."""
 
-    def __init__(self, latent_dim: int = 100, num_classes: int = 0, conditional_bn: bool = False):
+    def __init__(self, latent_dim: int = 100, num_classes: int = 0, conditional_bn: bool = False,
+                 num_clusters: int = 0):
         super().__init__()
-        if conditional_bn and not num_classes:
-            raise ValueError("conditional batch norm needs num_classes")
+        if num_classes and num_clusters:
+            raise ValueError("a generator is conditioned on digit labels or on clusters, not both")
+        conditions = num_classes or num_clusters
+        if conditional_bn and not conditions:
+            raise ValueError("conditional batch norm needs num_classes or num_clusters")
         self.latent_dim, self.num_classes, self.conditional_bn = latent_dim, num_classes, conditional_bn
-        concatenated = num_classes if num_classes and not conditional_bn else 0
-        self.label_embedding = nn.Embedding(num_classes, num_classes) if concatenated else None
+        self.num_clusters = num_clusters
+        if num_clusters:   # images per cluster in the data (integers: exact in any export); equal until set
+            self.register_buffer("cluster_sizes", torch.ones(num_clusters, dtype=torch.long))
+        concatenated = conditions if conditions and not conditional_bn else 0
+        self.label_embedding = nn.Embedding(conditions, conditions) if concatenated else None
         layers, width = [], latent_dim + concatenated
         for k, out in enumerate(GENERATOR_WIDTHS):
-            norm = ConditionalBatchNorm1d(out, num_classes) if conditional_bn else nn.BatchNorm1d(out)
+            norm = ConditionalBatchNorm1d(out, conditions) if conditional_bn else nn.BatchNorm1d(out)
             activation = nn.GELU() if k == 3 else nn.LeakyReLU(0.2)   # GELU after the second 512
             layers += [nn.Linear(width, out), norm, activation]
             width = out
@@ -70,7 +82,19 @@ class Generator(nn.Module):
     def conditional(self) -> bool:
         return self.num_classes > 0
 
+    def set_cluster_prior(self, cluster_sizes: torch.Tensor) -> None:
+        """Draw cluster c with probability cluster_sizes[c] / total (the data's frequencies)."""
+        self.cluster_sizes.copy_(cluster_sizes)
+
+    def cluster_of(self, z: torch.Tensor) -> torch.Tensor:
+        """c = F⁻¹(Φ(z₀)): the cluster that noise z asks for; c ~ the prior when z ~ N(0, I)."""
+        cdf = self.cluster_sizes.double().cumsum(0) / self.cluster_sizes.sum()        # F
+        u = torch.special.ndtr(z[:, 0].double())                                      # Φ(z₀) ~ U(0, 1)
+        return torch.searchsorted(cdf, u.contiguous(), right=True).clamp_max(self.num_clusters - 1)
+
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        if self.num_clusters:
+            labels = self.cluster_of(z)
         if self.conditional and labels is None:
             raise ValueError("a conditional generator needs labels")
         x = z if self.label_embedding is None else torch.cat([z, self.label_embedding(labels)], dim=1)
@@ -119,7 +143,7 @@ class Discriminator(nn.Module):
 
 def generator_from_config(config: dict) -> Generator:
     return Generator(config["latent_dim"], NUM_CLASSES if config.get("conditional") else 0,
-                     bool(config.get("g_conditional_bn")))
+                     bool(config.get("g_conditional_bn")), int(config.get("clusters") or 0))
 
 
 def model_from_checkpoint(data: dict, path) -> Generator:
@@ -127,6 +151,8 @@ def model_from_checkpoint(data: dict, path) -> Generator:
     config = data["config"]
     if not isinstance(config.get("latent_dim"), int) or config["latent_dim"] < 1:
         raise UsageError(f"{path}: checkpoint config has no valid latent_dim")
+    if not isinstance(config.get("clusters", 0), int) or config.get("clusters", 0) < 0:
+        raise UsageError(f"{path}: checkpoint config has an invalid clusters value")
     generator = generator_from_config(config)
     load_state(generator, data["model"], path, "generator")
     return generator

@@ -38,11 +38,14 @@ def train(config: GANConfig | dict, out, resume: bool = False, progress: bool = 
     data, validation = mnist.split_off_validation(mnist.load(config.dataset, "train", config.data_dir),
                                                   config.val_size)
     meter = quality_meter(config, validation, device)
-    images, labels = data.images.to(device), data.labels.to(device)
+    conditions = training_conditions(config, data)
+    images, labels = data.images.to(device), conditions.to(device)
 
     seed_everything(config.seed)
-    G = Generator(config.latent_dim, config.num_classes, config.g_conditional_bn).to(device)
-    D = Discriminator(config.num_classes, config.d_dropout, config.d_projection).to(device)
+    G = Generator(config.latent_dim, config.num_classes, config.g_conditional_bn, config.clusters).to(device)
+    if config.clusters:
+        G.set_cluster_prior(torch.bincount(conditions, minlength=config.clusters))
+    D = Discriminator(config.num_conditions, config.d_dropout, config.d_projection).to(device)
     opt_G = adam(G.parameters(), config.lr, (config.b1, config.b2))
     opt_D = adam(D.parameters(), config.lr, (config.b1, config.b2))
     ema = EMA(G, config.ema_decay) if config.ema_decay else None
@@ -67,8 +70,8 @@ def train(config: GANConfig | dict, out, resume: bool = False, progress: bool = 
             for index in epoch_batches(config.seed, where, len(images), config.batch_size, device):
                 if where.iteration == total:
                     break
-                real, real_labels = real_batch(images, labels, index, config.conditional)
-                z, fake_labels = noise_batch(noise, len(real), config, device)
+                real, real_labels = real_batch(images, labels, index, config.num_conditions > 0)
+                z, fake_labels = noise_batch(noise, len(real), config, device, G)
                 set_learning_rates(config, lr_factor(config, where.iteration, total, batches_per_epoch), opt_G, opt_D)
                 # D step: tell real images from generated ones
                 fake = G(z, fake_labels)
@@ -156,16 +159,28 @@ def adam(params, lr: float, betas: tuple[float, float]) -> torch.optim.Adam:
         return torch.optim.Adam(params, lr=lr, betas=betas)
 
 
-def real_batch(images, labels, index, conditional: bool):
+def training_conditions(config: GANConfig, data) -> torch.Tensor:
+    """What the networks are conditioned on per training image: its digit label, or with --clusters
+    its k-means cluster (computed from the pixels alone; the labels are never read then)."""
+    if not config.clusters:
+        return data.labels
+    from .clusters import pixel_clusters
+
+    return pixel_clusters(data.images, config.clusters, config.seed)
+
+
+def real_batch(images, labels, index, conditioned: bool):
     """Images of one batch as float vectors in [-1, 1] (uint8 [0, 255] on the device), and labels."""
-    return images[index].float().div_(127.5).sub_(1), (labels[index] if conditional else None)
+    return images[index].float().div_(127.5).sub_(1), (labels[index] if conditioned else None)
 
 
-def noise_batch(noise: torch.Generator, n: int, config: GANConfig, device):
-    """z ~ N(0, I), and uniform digit labels for a conditional G, from the run's own noise stream."""
+def noise_batch(noise: torch.Generator, n: int, config: GANConfig, device, G: Generator):
+    """z ~ N(0, I) from the run's own noise stream, and the labels D sees with G(z): uniform digits
+    for a conditional G, the cluster z picks for a cluster-conditioned one, else None."""
     z = torch.randn(n, config.latent_dim, generator=noise).to(device)
-    fake_labels = torch.randint(config.num_classes, (n,), generator=noise).to(device) if config.conditional else None
-    return z, fake_labels
+    if config.conditional:
+        return z, torch.randint(config.num_classes, (n,), generator=noise).to(device)
+    return z, (G.cluster_of(z) if config.clusters else None)
 
 
 def lr_factor(config: GANConfig, iteration: int, total: int, batches_per_epoch: int) -> float:
