@@ -32,7 +32,8 @@ def nearest(points: torch.Tensor, centroids: torch.Tensor) -> tuple[torch.Tensor
     return torch.cat(indices), torch.cat(distances)
 
 
-def kmeans(points: torch.Tensor, k: int, seed: int = 0, iterations: int = ITERATIONS) -> tuple[torch.Tensor, torch.Tensor]:
+def kmeans(points: torch.Tensor, k: int, seed: int = 0,
+           iterations: int = ITERATIONS) -> tuple[torch.Tensor, torch.Tensor]:
     """(cluster index [N], centroids [k, D]) of k-means with k-means++ seeding; deterministic per seed."""
     points = points.reshape(len(points), -1).double()
     if not 1 <= k <= len(points):
