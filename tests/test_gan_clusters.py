@@ -91,3 +91,24 @@ def test_training_with_clusters_never_reads_the_labels_and_exports(tmp_path):
     assert torch.equal(exported.model.cluster_sizes, a["cluster_sizes"])    # integers: exact in float16 files
     images = exported.model(torch.randn(5, 100))
     assert images.shape == (5, 1, 28, 28) and torch.isfinite(images).all()
+
+
+def test_interpolation_blends_the_two_end_clusters_and_ends_exactly_at_both_samples():
+    from lstmgan.gan.sample import blended_clusters, slerp
+
+    torch.manual_seed(0)
+    G = Generator(8, conditional_bn=True, num_clusters=5).eval()
+    G.set_cluster_prior(torch.tensor([1, 1, 1, 1, 1]))
+    with torch.no_grad():
+        for norm in (m for m in G.modules() if isinstance(m, ConditionalBatchNorm1d)):
+            norm.shift.weight.normal_()
+    z1, z2 = torch.tensor([-1.5] + [0.3] * 7), torch.tensor([1.5] + [-0.2] * 7)   # clusters 0 and 4
+    t = torch.linspace(0, 1, 9)
+    weights = blended_clusters(G, z1, z2, t)
+    assert torch.allclose(weights.sum(1), torch.ones(9)) and weights[:, 1:4].abs().sum() == 0
+    assert torch.equal(weights[4], torch.tensor([0.5, 0, 0, 0, 0.5]))
+    with torch.no_grad():
+        path = slerp(z1, z2, t)
+        images = G(path, weights)
+        assert torch.allclose(images[[0, -1]], G(torch.stack([z1, z2])), atol=1e-5)   # soft one-hot = hard cluster
+        assert not torch.allclose(images[4], G(path[4:5]))                         # z₀ alone would pick cluster 2

@@ -37,6 +37,11 @@ GENERATOR_WIDTHS = (128, 256, 512, 512, 1024)
 DISCRIMINATOR_WIDTHS = (512, 256)
 
 
+def embed(table: nn.Embedding, labels: torch.Tensor) -> torch.Tensor:
+    """Rows of `table` for integer labels [N], or their mixture for weights [N, classes] (soft labels)."""
+    return labels.to(table.weight.dtype) @ table.weight if labels.is_floating_point() else table(labels)
+
+
 class ConditionalBatchNorm1d(nn.Module):
     """Batch norm whose scale and shift depend on the class: y = γ_c ⊙ (x − μ_B) / σ_B + β_c."""
 
@@ -49,7 +54,7 @@ class ConditionalBatchNorm1d(nn.Module):
         nn.init.zeros_(self.shift.weight)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return self.scale(labels) * self.norm(x) + self.shift(labels)
+        return embed(self.scale, labels) * self.norm(x) + embed(self.shift, labels)
 
 
 class Generator(nn.Module):
@@ -93,11 +98,13 @@ class Generator(nn.Module):
         return torch.searchsorted(cdf, u.contiguous(), right=True).clamp_max(self.num_clusters - 1)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        if self.num_clusters:
+        """`labels`: digits [N] (conditional G); for a cluster-conditioned G None (the clusters z picks)
+        or cluster weights [N, K], which blend the clusters' conditioning (interpolation)."""
+        if self.num_clusters and labels is None:
             labels = self.cluster_of(z)
         if self.conditional and labels is None:
             raise ValueError("a conditional generator needs labels")
-        x = z if self.label_embedding is None else torch.cat([z, self.label_embedding(labels)], dim=1)
+        x = z if self.label_embedding is None else torch.cat([z, embed(self.label_embedding, labels)], dim=1)
         for layer in self.net:
             x = layer(x, labels) if isinstance(layer, ConditionalBatchNorm1d) else layer(x)
         return x.view(-1, *IMAGE_SHAPE)

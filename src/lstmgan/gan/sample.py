@@ -106,7 +106,18 @@ def interpolate(checkpoint, steps: int = 9, mode: str = "lerp", digit: int | Non
         digits = [digit] if digit is not None else list(range(G.num_classes))
         labels = torch.tensor(digits).repeat_interleave(steps)
         path = path.repeat(len(digits), 1)
+    elif G.num_clusters:
+        labels = blended_clusters(G, z1, z2, t)
     return to_uint8(generate(G, path, labels)), steps, {"z1": z1, "z2": z2}
+
+
+def blended_clusters(G, z1: torch.Tensor, z2: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Cluster weights [steps, K] going from z1's cluster to z2's with t. Along the path z₀ alone
+    would pick every cluster in between, one jump after another; blending the two ends'
+    conditioning keeps the morph smooth, and the ends are exactly G(z1) and G(z2)."""
+    ends = torch.nn.functional.one_hot(G.cluster_of(torch.stack([z1, z2]).to(G.cluster_sizes.device)).cpu(),
+                                       G.num_clusters).float()
+    return (1 - t[:, None]) * ends[0] + t[:, None] * ends[1]
 
 
 def evaluate_checkpoint(checkpoint, n: int = 10000, seed: int = 0, device: str = "auto", data_dir=None,
