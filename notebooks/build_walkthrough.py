@@ -13,8 +13,10 @@ This notebook uses the generators shipped with `lstmgan` (no training needed, a 
 
 * `pretrained:mnist@1`, `pretrained:mnist@100`, `pretrained:mnist@200` — the seed's MLP GAN, trained with the seed's
   settings (200 epochs, batch 64, constant learning rate), after epoch 1, 100 and 200 of one run;
-* `pretrained:mnist` — the recommended unconditional generator: same architecture, the training recipe that measured
-  best on a validation split in `docs/gan.md`, at the epoch with the lowest validation FID;
+* `pretrained:mnist` — the recommended unconditional generator: the same networks, conditioned like the cGAN on
+  k-means clusters of the training pixels (the digit labels are never read) and drawing its cluster from the noise
+  with the clusters' frequencies in the data, so a user gives it noise only; the recipe and the epoch were chosen on
+  a validation split (`docs/gan.md`);
 * `pretrained:mnist-cgan` — the conditional GAN: a projection discriminator and class-conditional batch norm in G,
   the epoch chosen by FID on a validation split carved from the training images (never by a test-set score).
 
@@ -47,7 +49,9 @@ md("""## 2. Latent interpolation
 
 Two latent vectors $z_1, z_2$ and 9 images between them, the share of $z_2$ going 0 → 1.
 Linear interpolation (`lerp`) passes close to the origin, where a 100-d Gaussian almost never puts a sample;
-spherical interpolation (`slerp`) keeps the path at the typical norm $\\approx\\sqrt{100}$."""),
+spherical interpolation (`slerp`) keeps the path at the typical norm $\\approx\\sqrt{100}$.
+`pretrained:mnist` picks a cluster from the first noise coordinate, so along the path it blends the two ends'
+clusters instead of jumping through every cluster in between."""),
 code("""fig, axes = plt.subplots(2, 1, figsize=(12, 3.2))
 for ax, mode in zip(axes, ("lerp", "slerp")):
     images, steps, ends = interpolate("pretrained:mnist", steps=9, mode=mode, seed=3, device="cpu")
