@@ -15,7 +15,7 @@ def test_shipped_generators_are_registered_and_small():
     for name in ("mnist@1", "mnist@100", "mnist", "mnist-cgan"):
         assert name in names, name
         path = resolve_path(f"pretrained:{name}")
-        assert path.is_file() and path.stat().st_size < 4_000_000       # fp16 generator only
+        assert path.is_file() and path.stat().st_size < 5_000_000       # fp16 generator only (fp32: 7-8 MB)
 
 
 def test_notebook_executes_without_errors(tmp_path, monkeypatch):
