@@ -93,8 +93,9 @@ class Generator(nn.Module):
 
     def cluster_of(self, z: torch.Tensor) -> torch.Tensor:
         """c = F⁻¹(Φ(z₀)): the cluster that noise z asks for; c ~ the prior when z ~ N(0, I)."""
-        cdf = self.cluster_sizes.double().cumsum(0) / self.cluster_sizes.sum()        # F
-        u = torch.special.ndtr(z[:, 0].double())                                      # Φ(z₀) ~ U(0, 1)
+        dtype = torch.float32 if z.device.type == "mps" else torch.float64              # MPS has no float64
+        cdf = self.cluster_sizes.to(dtype).cumsum(0) / self.cluster_sizes.sum()        # F
+        u = torch.special.ndtr(z[:, 0].to(dtype))                                      # Φ(z₀) ~ U(0, 1)
         return torch.searchsorted(cdf, u.contiguous(), right=True).clamp_max(self.num_clusters - 1)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
