@@ -60,4 +60,4 @@ def kmeans(points: torch.Tensor, k: int, seed: int = 0,
 
 def pixel_clusters(images: torch.Tensor, k: int, seed: int = 0) -> torch.Tensor:
     """The pseudo-class [N] of each uint8 image: its k-means cluster on pixels scaled to [0, 1]."""
-    return kmeans(images.reshape(len(images), -1).double() / 255, k, seed)[0]
+    return kmeans(images.double() / 255, k, seed)[0]
