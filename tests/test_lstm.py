@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from lstmgan.recurrent import LSTM, VanillaRNN
-from lstmgan.recurrent.backends import CompiledLSTM, CompiledRNN
+from lstmgan.recurrent.backends import compiled_lstm, compiled_rnn
 from lstmgan.recurrent.fused import LSTMFunction, RNNFunction
 
 SEED_NAMES = ["W_gx", "W_gh", "b_g", "W_ix", "W_ih", "b_i", "W_fx", "W_fh", "b_f", "W_ox", "W_oh", "b_o",
@@ -102,24 +102,24 @@ def test_inference_path_equals_training_path(backend):
     assert torch.allclose(with_grad, without, atol=1e-6)
 
 
-@pytest.mark.parametrize("function", [LSTMFunction, CompiledLSTM], ids=["eager", "compiled"])
+@pytest.mark.parametrize("function", [LSTMFunction.apply, compiled_lstm], ids=["eager", "compiled"])
 def test_gradcheck_lstm_float64(function):
     torch.manual_seed(0)
     x = torch.randn(3, 5, 2, dtype=torch.float64, requires_grad=True)
     W_x = torch.randn(4 * 4, 2, dtype=torch.float64, requires_grad=True)
     W_h = torch.randn(4 * 4, 4, dtype=torch.float64, requires_grad=True)
     b = torch.randn(4 * 4, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(function.apply, (x, W_x, W_h, b))
+    assert torch.autograd.gradcheck(function, (x, W_x, W_h, b))
 
 
-@pytest.mark.parametrize("function", [RNNFunction, CompiledRNN], ids=["eager", "compiled"])
+@pytest.mark.parametrize("function", [RNNFunction.apply, compiled_rnn], ids=["eager", "compiled"])
 def test_gradcheck_rnn_float64(function):
     torch.manual_seed(0)
     x = torch.randn(3, 6, 2, dtype=torch.float64, requires_grad=True)
     W_x = torch.randn(4, 2, dtype=torch.float64, requires_grad=True)
     W_h = torch.randn(4, 4, dtype=torch.float64, requires_grad=True) * 0.5
     b = torch.randn(4, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(function.apply, (x, W_x, W_h.detach().requires_grad_(), b))
+    assert torch.autograd.gradcheck(function, (x, W_x, W_h.detach().requires_grad_(), b))
 
 
 @pytest.mark.parametrize("T", [1, 8])
@@ -141,10 +141,17 @@ def test_vanilla_rnn_matches_torch_rnn(T, backend):
         assert torch.allclose(ours(x), ref, atol=1e-5)
 
 
-def test_no_batch_size_in_the_model():
-    model = LSTM(input_dim=1, num_hidden=8)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_no_batch_size_in_the_model(backend):
+    """Any batch size runs, and each row's logits are those of that sequence run alone."""
+    torch.manual_seed(0)
+    model = LSTM(input_dim=1, num_hidden=8, backend=backend)
     for batch in (1, 2, 1000):
-        assert model(torch.randn(batch, 5, 1)).shape == (batch, 10)
+        x = torch.randn(batch, 5, 1)
+        logits = model(x)
+        assert logits.shape == (batch, 10)
+        for row in {0, batch // 2, batch - 1}:
+            assert torch.allclose(logits[row], model(x[row:row + 1])[0], atol=1e-5)
 
 
 def test_forward_returns_logits_and_predict_proba_normalises():
@@ -157,10 +164,14 @@ def test_forward_returns_logits_and_predict_proba_normalises():
 
 
 def test_init_is_uniform_like_torch_and_forget_bias_option():
+    torch.manual_seed(0)
     model = LSTM(input_dim=1, num_hidden=64)
     bound = 64 ** -0.5
-    for p in model.parameters():
-        assert p.abs().max() <= bound
+    values = torch.cat([p.detach().flatten() for p in model.parameters()])
+    assert values.abs().max() <= bound
+    # uniform on [-bound, bound]: it reaches both ends, and its spread is bound / √3 (not zeros, not constants)
+    assert values.min() < -0.99 * bound and values.max() > 0.99 * bound
+    assert abs(values.std().item() - bound / 3 ** 0.5) < 0.02 * bound and abs(values.mean().item()) < 0.02 * bound
     assert torch.equal(LSTM(num_hidden=64, forget_bias=1.0).b_f, torch.ones(64))
 
 

@@ -27,7 +27,7 @@ BACKENDS = ("auto", "compiled", "eager", "per-gate")
 KERNEL_NAME = "lstmgan_recurrences"
 COMPILED_DTYPES = (torch.float32, torch.float64)
 
-_kernel: dict = {}            # "module" once built, or "error": why it cannot be
+_kernel: dict = {}            # "library" (its path) once built and loaded, or "error": why it cannot be
 _warned = False
 
 
@@ -62,10 +62,23 @@ def compile_flags() -> list[str]:
             *CAPABILITY_FLAGS.get(capability, [])]
 
 
-def build_kernel(verbose: bool = False):
-    """Build (the first time) and load the C++ kernel; KernelUnavailable says why it cannot be."""
-    if "module" in _kernel:
-        return _kernel["module"]
+def build_directory() -> Path:
+    """Where the kernel is built: under $TORCH_EXTENSIONS_DIR or torch's default root, one folder per
+    Python and torch version (a library built against another torch's headers must not be loaded)."""
+    from torch.utils import cpp_extension
+
+    root = Path(os.environ.get("TORCH_EXTENSIONS_DIR") or cpp_extension.get_default_build_root())
+    version = torch.__version__.replace("+", "_")
+    return root / f"{KERNEL_NAME}-py{sys.version_info.major}{sys.version_info.minor}-torch{version}"
+
+
+def build_kernel(verbose: bool = False) -> Path:
+    """Build (the first time) and load the C++ kernel's operators into `torch.ops.lstmgan`.
+
+    Returns the shared library's path; KernelUnavailable says why the kernel cannot be had here.
+    """
+    if "library" in _kernel:
+        return _kernel["library"]
     if "error" in _kernel:
         raise KernelUnavailable(_kernel["error"])
     try:
@@ -73,18 +86,24 @@ def build_kernel(verbose: bool = False):
             raise RuntimeError("disabled by LSTMGAN_NO_KERNEL")
         from torch.utils import cpp_extension
 
-        build_dir = Path(cpp_extension._get_build_directory(KERNEL_NAME, verbose=False))
-        if not any(build_dir.glob(f"{KERNEL_NAME}*.so")):
-            print(f"lstmgan: building the compiled LSTM/RNN kernel (once; cached in {build_dir})", file=sys.stderr,
+        folder = build_directory()
+        folder.mkdir(parents=True, exist_ok=True)
+        if not any(folder.glob(f"{KERNEL_NAME}*.so")):
+            print(f"lstmgan: building the compiled LSTM/RNN kernel (once; cached in {folder})", file=sys.stderr,
                   flush=True)
-        module = cpp_extension.load(KERNEL_NAME, [str(kernel_source())], extra_cflags=compile_flags(),
-                                    extra_ldflags=["-fopenmp"] if torch.backends.openmp.is_available() else [],
-                                    verbose=verbose)
+        # is_python_module=False: the library registers operators (TORCH_LIBRARY) and is loaded with
+        # torch.ops.load_library; it is no Python module
+        cpp_extension.load(KERNEL_NAME, [str(kernel_source())], extra_cflags=compile_flags(),
+                           extra_ldflags=["-fopenmp"] if torch.backends.openmp.is_available() else [],
+                           build_directory=str(folder), is_python_module=False, verbose=verbose)
     except Exception as error:   # no compiler, missing headers, a compile error: all mean "not here"
         _kernel["error"] = failure_reason(str(error))
         raise KernelUnavailable(_kernel["error"]) from None
-    _kernel["module"] = module
-    return module
+    from . import kernel_ops   # the operators' autograd formulas and shape functions, once they exist
+
+    kernel_ops.register()
+    _kernel["library"] = max(folder.glob(f"{KERNEL_NAME}*.so"), key=lambda p: p.stat().st_mtime)
+    return _kernel["library"]
 
 
 def failure_reason(text: str) -> str:
@@ -92,15 +111,6 @@ def failure_reason(text: str) -> str:
     errors = [line.strip() for line in text.splitlines() if "error:" in line]
     reason = " ".join((errors[0] if errors else text).split())
     return reason[:300] + ("…" if len(reason) > 300 else "")
-
-
-def kernel_error() -> str | None:
-    """Why the kernel is unavailable (after a build was tried), else None."""
-    try:
-        build_kernel()
-    except KernelUnavailable as error:
-        return str(error)
-    return None
 
 
 def resolve(backend: str, x: torch.Tensor) -> str:
@@ -145,52 +155,14 @@ def _needs_grad(*tensors) -> bool:
 
 def compiled_lstm(x, W_x, W_h, b):
     """h_T by the kernel: the training path (saving what BPTT needs) only when gradients are wanted."""
+    build_kernel()
     if _needs_grad(x, W_x, W_h, b):
-        return CompiledLSTM.apply(x, W_x, W_h, b)
-    return build_kernel().lstm_inference(x.contiguous(), W_x.contiguous(), W_h.contiguous(), b.contiguous())
+        return torch.ops.lstmgan.lstm_forward(x, W_x, W_h, b)[0]
+    return torch.ops.lstmgan.lstm_inference(x, W_x, W_h, b)
 
 
 def compiled_rnn(x, W_x, W_h, b):
+    build_kernel()
     if _needs_grad(x, W_x, W_h, b):
-        return CompiledRNN.apply(x, W_x, W_h, b)
-    return build_kernel().rnn_inference(x.contiguous(), W_x.contiguous(), W_h.contiguous(), b.contiguous())
-
-
-class CompiledLSTM(torch.autograd.Function):
-    """h_T of the LSTM by the C++ kernel; x [B, T, D], W_x [4H, D], W_h [4H, H], b [4H] (gates i, f, o, g)."""
-
-    @staticmethod
-    def forward(ctx, x, W_x, W_h, b):
-        x = x.contiguous()
-        h_T, gates, cells, hiddens = build_kernel().lstm_forward(x, W_x.contiguous(), W_h.contiguous(),
-                                                                 b.contiguous())
-        ctx.save_for_backward(x, W_x, W_h, gates, cells, hiddens)
-        return h_T
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_h):
-        x, W_x, W_h, gates, cells, hiddens = ctx.saved_tensors
-        grads = build_kernel().lstm_backward(grad_h.contiguous(), x, W_x.contiguous(), W_h.contiguous(), gates,
-                                             cells, hiddens, ctx.needs_input_grad[0])
-        grad_x, grad_W_x, grad_W_h, grad_b = grads
-        return (grad_x if ctx.needs_input_grad[0] else None), grad_W_x, grad_W_h, grad_b
-
-
-class CompiledRNN(torch.autograd.Function):
-    """h_T of the vanilla RNN by the C++ kernel; x [B, T, D], W_x [H, D], W_h [H, H], b [H]."""
-
-    @staticmethod
-    def forward(ctx, x, W_x, W_h, b):
-        x = x.contiguous()
-        h_T, hiddens = build_kernel().rnn_forward(x, W_x.contiguous(), W_h.contiguous(), b.contiguous())
-        ctx.save_for_backward(x, W_x, W_h, hiddens)
-        return h_T
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_h):
-        x, W_x, W_h, hiddens = ctx.saved_tensors
-        grad_x, grad_W_x, grad_W_h, grad_b = build_kernel().rnn_backward(
-            grad_h.contiguous(), x, W_x.contiguous(), W_h.contiguous(), hiddens, ctx.needs_input_grad[0])
-        return (grad_x if ctx.needs_input_grad[0] else None), grad_W_x, grad_W_h, grad_b
+        return torch.ops.lstmgan.rnn_forward(x, W_x, W_h, b)[0]
+    return torch.ops.lstmgan.rnn_inference(x, W_x, W_h, b)

@@ -22,14 +22,18 @@
 // Memory: the forward keeps the activated gates [T, B, 4H], c_0..c_T and h_0..h_T (tanh(c_t) is
 // recomputed in the backward instead of stored); the backward adds δa [T, B, 4H]. The saved
 // tensors are left as they were, so a graph kept with retain_graph=True can be run again.
+//
+// Binding: the functions are registered as torch operators (`torch.ops.lstmgan.*`, schemas at the
+// end of this file), not as a Python module; backends.py adds their autograd formula and their
+// "fake" (shape-only) versions, so autograd, torch.compile and torch.library.opcheck all see them.
 
-#include <torch/extension.h>
-
+#include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <ATen/cpu/vec/vec.h>
+#include <torch/library.h>
 
 #include <algorithm>
-#include <vector>
+#include <tuple>
 
 using at::Tensor;
 using at::vec::Vectorized;
@@ -186,19 +190,45 @@ void rnn_backward_rows(T* da, const T* dh, const T* h, int64_t begin, int64_t en
   }
 }
 
-void check_inputs(const Tensor& x, const Tensor& W_x, const Tensor& W_h, const Tensor& b, int64_t gates) {
-  TORCH_CHECK(x.dim() == 3, "x must be [batch, time, input_dim]");
+// Every entry point checks what it is given (a wrong call is an error, never a wrong read).
+void check_same_kind(const Tensor& x, std::initializer_list<Tensor> others) {
   TORCH_CHECK(x.device().is_cpu(), "the compiled kernel runs on the CPU");
-  TORCH_CHECK(x.is_contiguous() && W_x.is_contiguous() && W_h.is_contiguous() && b.is_contiguous(),
-              "the compiled kernel needs contiguous inputs");
-  TORCH_CHECK(x.scalar_type() == W_x.scalar_type() && x.scalar_type() == W_h.scalar_type() &&
-                  x.scalar_type() == b.scalar_type(),
-              "x and the weights must share one dtype");
+  for (const Tensor& other : others) {
+    TORCH_CHECK(other.device().is_cpu(), "the compiled kernel runs on the CPU");
+    TORCH_CHECK(other.scalar_type() == x.scalar_type(), "x and the weights must share one dtype");
+  }
+}
+
+// x [B, T, D], W_x [gates·H, D], W_h [gates·H, H]
+void check_weights(const Tensor& x, const Tensor& W_x, const Tensor& W_h, int64_t gates) {
+  TORCH_CHECK(x.dim() == 3, "x must be [batch, time, input_dim]");
+  TORCH_CHECK(W_x.dim() == 2 && W_h.dim() == 2, "W_x and W_h must be matrices");
+  check_same_kind(x, {W_x, W_h});
   const int64_t H = W_h.size(1);
-  TORCH_CHECK(W_h.size(0) == gates * H && W_x.size(0) == gates * H && b.size(0) == gates * H &&
-                  W_x.size(1) == x.size(2),
+  TORCH_CHECK(W_h.size(0) == gates * H && W_x.size(0) == gates * H && W_x.size(1) == x.size(2),
               "weight shapes do not match");
   TORCH_CHECK(x.size(1) >= 1, "sequences need at least one step");
+}
+
+void check_inputs(const Tensor& x, const Tensor& W_x, const Tensor& W_h, const Tensor& b, int64_t gates) {
+  check_weights(x, W_x, W_h, gates);
+  check_same_kind(x, {b});
+  TORCH_CHECK(b.dim() == 1 && b.size(0) == W_x.size(0), "b must be a vector of W_x's rows");
+}
+
+// The backward's inputs: the forward's, dL/dh_T [B, H], and what the forward saved, each [steps, B, width].
+void check_backward_inputs(const Tensor& grad_h, const Tensor& x, const Tensor& W_x, const Tensor& W_h,
+                           int64_t gates, std::initializer_list<std::tuple<const Tensor*, int64_t, int64_t>> saved) {
+  check_weights(x, W_x, W_h, gates);
+  const int64_t B = x.size(0), H = W_h.size(1);
+  TORCH_CHECK(grad_h.dim() == 2 && grad_h.size(0) == B && grad_h.size(1) == H, "grad_h must be [batch, hidden]");
+  check_same_kind(x, {grad_h});
+  for (const auto& [tensor, steps, width] : saved) {
+    TORCH_CHECK(tensor->dim() == 3 && tensor->size(0) == steps && tensor->size(1) == B && tensor->size(2) == width,
+                "the saved forward tensors do not match x and the weights");
+    TORCH_CHECK(tensor->is_contiguous(), "the saved forward tensors must be contiguous");
+    check_same_kind(x, {*tensor});
+  }
 }
 
 // x [B, T, D] -> time-major rows [T·B, D]
@@ -242,11 +272,20 @@ void over_row_blocks(int64_t B, const F& body) {
 
 inline Tensor rows(const Tensor& m, int64_t begin, int64_t end) { return m.narrow(0, begin, end - begin); }
 
+// dL/dx [B, T, D] = δa W_x from δa [T·B, G] (time-major), or an empty tensor when x needs no gradient
+// (an operator returns a tensor in every slot; the Python side turns this one into None).
+Tensor grad_input(const Tensor& grad_a, const Tensor& W_x, const Tensor& x, bool needs_grad_x) {
+  if (!needs_grad_x) return at::empty({0}, x.options());
+  return grad_a.mm(W_x).view({x.size(1), x.size(0), -1}).transpose(0, 1).contiguous();
+}
+
 }  // namespace
 
 // Training forward: returns h_T [B, H] and what the backward needs (activated gates, cells, hiddens).
-std::vector<Tensor> lstm_forward(const Tensor& x, const Tensor& W_x, const Tensor& W_h, const Tensor& b) {
-  check_inputs(x, W_x, W_h, b, 4);
+std::tuple<Tensor, Tensor, Tensor, Tensor> lstm_forward(const Tensor& x_in, const Tensor& W_x_in,
+                                                        const Tensor& W_h_in, const Tensor& b_in) {
+  check_inputs(x_in, W_x_in, W_h_in, b_in, 4);
+  const Tensor x = x_in.contiguous(), W_x = W_x_in.contiguous(), W_h = W_h_in.contiguous(), b = b_in.contiguous();
   const int64_t B = x.size(0), T = x.size(1), H = W_h.size(1);
   const bool folded = x.size(2) <= kMaxFoldedInput;
   Tensor gates = at::empty({T, B, 4 * H}, x.options());
@@ -273,10 +312,14 @@ std::vector<Tensor> lstm_forward(const Tensor& x, const Tensor& W_x, const Tenso
   return {hiddens[T].clone(), gates, cells, hiddens};
 }
 
-// Backward through time from grad_h = dL/dh_T.
-std::vector<Tensor> lstm_backward(const Tensor& grad_h, const Tensor& x, const Tensor& W_x, const Tensor& W_h,
-                                  const Tensor& gates, const Tensor& cells, const Tensor& hiddens, bool needs_grad_x) {
-  const int64_t B = x.size(0), T = x.size(1), D = x.size(2), H = W_h.size(1), G = 4 * H;
+// Backward through time from grad_h = dL/dh_T. Returns (dx, dW_x, dW_h, db); dx is empty unless needs_grad_x.
+std::tuple<Tensor, Tensor, Tensor, Tensor> lstm_backward(const Tensor& grad_h, const Tensor& x_in,
+                                                         const Tensor& W_x_in, const Tensor& W_h_in,
+                                                         const Tensor& gates, const Tensor& cells,
+                                                         const Tensor& hiddens, bool needs_grad_x) {
+  const int64_t B = x_in.size(0), T = x_in.size(1), D = x_in.size(2), H = W_h_in.size(1), G = 4 * H;
+  check_backward_inputs(grad_h, x_in, W_x_in, W_h_in, 4, {{&gates, T, G}, {&cells, T + 1, H}, {&hiddens, T + 1, H}});
+  const Tensor x = x_in.contiguous(), W_x = W_x_in.contiguous(), W_h = W_h_in.contiguous();
   const bool folded = D <= kMaxFoldedInput;
   Tensor deltas = at::empty_like(gates);                                         // δa_t, [T, B, 4H]
   Tensor dh = grad_h.contiguous().clone();
@@ -318,13 +361,13 @@ std::vector<Tensor> lstm_backward(const Tensor& grad_h, const Tensor& x, const T
     grad_W_x = grad_a.t().mm(time_major(x));                                      // Σ_t δa_t x_tᵀ
     grad_b = grad_a.sum(0);
   }
-  Tensor grad_x = needs_grad_x ? grad_a.mm(W_x).view({T, B, -1}).transpose(0, 1) : Tensor();
-  return {grad_x, grad_W_x, grad_W_h, grad_b};
+  return {grad_input(grad_a, W_x, x, needs_grad_x), grad_W_x, grad_W_h, grad_b};
 }
 
 // Inference: h_T without storing the sequence (one [B, 4H] gate buffer and the states).
-Tensor lstm_inference(const Tensor& x, const Tensor& W_x, const Tensor& W_h, const Tensor& b) {
-  check_inputs(x, W_x, W_h, b, 4);
+Tensor lstm_inference(const Tensor& x_in, const Tensor& W_x_in, const Tensor& W_h_in, const Tensor& b_in) {
+  check_inputs(x_in, W_x_in, W_h_in, b_in, 4);
+  const Tensor x = x_in.contiguous(), W_x = W_x_in.contiguous(), W_h = W_h_in.contiguous(), b = b_in.contiguous();
   const int64_t B = x.size(0), T = x.size(1), H = W_h.size(1);
   Tensor a = at::empty({B, 4 * H}, x.options());
   Tensor c = at::zeros({B, H}, x.options()), c_next = at::empty({B, H}, x.options());
@@ -354,8 +397,10 @@ Tensor lstm_inference(const Tensor& x, const Tensor& W_x, const Tensor& W_h, con
 }
 
 // Vanilla RNN, h_t = tanh(W_x x_t + b + W_h h_{t-1}): returns h_T and all h_t [T, B, H].
-std::vector<Tensor> rnn_forward(const Tensor& x, const Tensor& W_x, const Tensor& W_h, const Tensor& b) {
-  check_inputs(x, W_x, W_h, b, 1);
+std::tuple<Tensor, Tensor> rnn_forward(const Tensor& x_in, const Tensor& W_x_in, const Tensor& W_h_in,
+                                       const Tensor& b_in) {
+  check_inputs(x_in, W_x_in, W_h_in, b_in, 1);
+  const Tensor x = x_in.contiguous(), W_x = W_x_in.contiguous(), W_h = W_h_in.contiguous(), b = b_in.contiguous();
   const int64_t B = x.size(0), T = x.size(1), H = W_h.size(1);
   const bool folded = x.size(2) <= kMaxFoldedInput;
   Tensor hiddens = at::empty({T, B, H}, x.options());
@@ -376,9 +421,12 @@ std::vector<Tensor> rnn_forward(const Tensor& x, const Tensor& W_x, const Tensor
   return {hiddens[T - 1].clone(), hiddens};
 }
 
-std::vector<Tensor> rnn_backward(const Tensor& grad_h, const Tensor& x, const Tensor& W_x, const Tensor& W_h,
-                                 const Tensor& hiddens, bool needs_grad_x) {
-  const int64_t B = x.size(0), T = x.size(1), H = W_h.size(1);
+std::tuple<Tensor, Tensor, Tensor, Tensor> rnn_backward(const Tensor& grad_h, const Tensor& x_in,
+                                                        const Tensor& W_x_in, const Tensor& W_h_in,
+                                                        const Tensor& hiddens, bool needs_grad_x) {
+  const int64_t B = x_in.size(0), T = x_in.size(1), H = W_h_in.size(1);
+  check_backward_inputs(grad_h, x_in, W_x_in, W_h_in, 1, {{&hiddens, T, H}});
+  const Tensor x = x_in.contiguous(), W_x = W_x_in.contiguous(), W_h = W_h_in.contiguous();
   Tensor grad_a = at::empty_like(hiddens);
   Tensor dh = grad_h.contiguous().clone();
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rnn_backward", [&] {
@@ -399,12 +447,12 @@ std::vector<Tensor> rnn_backward(const Tensor& grad_h, const Tensor& x, const Te
                           : at::zeros_like(W_h);                                   // Σ_t δa_t h_{t-1}ᵀ
   Tensor grad_W_x = flat.t().mm(time_major(x));
   Tensor grad_b = flat.sum(0);
-  Tensor grad_x = needs_grad_x ? flat.mm(W_x).view({T, B, -1}).transpose(0, 1) : Tensor();
-  return {grad_x, grad_W_x, grad_W_h, grad_b};
+  return {grad_input(flat, W_x, x, needs_grad_x), grad_W_x, grad_W_h, grad_b};
 }
 
-Tensor rnn_inference(const Tensor& x, const Tensor& W_x, const Tensor& W_h, const Tensor& b) {
-  check_inputs(x, W_x, W_h, b, 1);
+Tensor rnn_inference(const Tensor& x_in, const Tensor& W_x_in, const Tensor& W_h_in, const Tensor& b_in) {
+  check_inputs(x_in, W_x_in, W_h_in, b_in, 1);
+  const Tensor x = x_in.contiguous(), W_x = W_x_in.contiguous(), W_h = W_h_in.contiguous(), b = b_in.contiguous();
   const int64_t B = x.size(0), T = x.size(1), H = W_h.size(1);
   Tensor h = at::empty({B, H}, x.options()), a = at::empty({B, H}, x.options());
   const Tensor W_hT = W_h.t(), W_xT = W_x.t().contiguous();
@@ -428,12 +476,23 @@ Tensor rnn_inference(const Tensor& x, const Tensor& W_x, const Tensor& W_h, cons
   return h;
 }
 
-PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.doc() = "lstmgan's compiled LSTM and RNN recurrences (forward and backward through time)";
-  m.def("lstm_forward", &lstm_forward);
-  m.def("lstm_backward", &lstm_backward);
-  m.def("lstm_inference", &lstm_inference);
-  m.def("rnn_forward", &rnn_forward);
-  m.def("rnn_backward", &rnn_backward);
-  m.def("rnn_inference", &rnn_inference);
+// The operators' schemas (what torch.library, autograd and torch.compile read), then their CPU kernels.
+TORCH_LIBRARY(lstmgan, m) {
+  m.def("lstm_forward(Tensor x, Tensor W_x, Tensor W_h, Tensor b) -> (Tensor, Tensor, Tensor, Tensor)");
+  m.def("lstm_backward(Tensor grad_h, Tensor x, Tensor W_x, Tensor W_h, Tensor gates, Tensor cells, "
+        "Tensor hiddens, bool needs_grad_x) -> (Tensor, Tensor, Tensor, Tensor)");
+  m.def("lstm_inference(Tensor x, Tensor W_x, Tensor W_h, Tensor b) -> Tensor");
+  m.def("rnn_forward(Tensor x, Tensor W_x, Tensor W_h, Tensor b) -> (Tensor, Tensor)");
+  m.def("rnn_backward(Tensor grad_h, Tensor x, Tensor W_x, Tensor W_h, Tensor hiddens, bool needs_grad_x) "
+        "-> (Tensor, Tensor, Tensor, Tensor)");
+  m.def("rnn_inference(Tensor x, Tensor W_x, Tensor W_h, Tensor b) -> Tensor");
+}
+
+TORCH_LIBRARY_IMPL(lstmgan, CPU, m) {
+  m.impl("lstm_forward", &lstm_forward);
+  m.impl("lstm_backward", &lstm_backward);
+  m.impl("lstm_inference", &lstm_inference);
+  m.impl("rnn_forward", &rnn_forward);
+  m.impl("rnn_backward", &rnn_backward);
+  m.impl("rnn_inference", &rnn_inference);
 }
