@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from ..errors import UsageError
+from . import kernel_ops
 
 BACKENDS = ("auto", "compiled", "eager", "per-gate")
 KERNEL_NAME = "lstmgan_recurrences"
@@ -99,9 +100,7 @@ def build_kernel(verbose: bool = False) -> Path:
     except Exception as error:   # no compiler, missing headers, a compile error: all mean "not here"
         _kernel["error"] = failure_reason(str(error))
         raise KernelUnavailable(_kernel["error"]) from None
-    from . import kernel_ops   # the operators' autograd formulas and shape functions, once they exist
-
-    kernel_ops.register()
+    kernel_ops.register()    # the operators' autograd formulas and shape functions, now that they exist
     _kernel["library"] = max(folder.glob(f"{KERNEL_NAME}*.so"), key=lambda p: p.stat().st_mtime)
     return _kernel["library"]
 
