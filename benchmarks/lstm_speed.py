@@ -8,7 +8,7 @@ floor any implementation of these equations is read against. Peak memory of one 
 is measured in a fresh subprocess per implementation (the rise of the resident-set high-water mark).
 
     python benchmarks/lstm_speed.py --threads 1
-    python benchmarks/lstm_speed.py --threads 2 --markdown
+    python benchmarks/lstm_speed.py --threads 2
 """
 
 from __future__ import annotations
@@ -140,7 +140,6 @@ def main():
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--skip-per-gate-from", type=int, default=1000, help="leave the slow per-gate path out "
                         "from this T on")
-    parser.add_argument("--markdown", action="store_true", help="(tables are always markdown)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -177,11 +177,15 @@ def test_lr_decay_changes_nothing_before_its_start_and_reaches_zero(tmp_path):
 
 def test_discriminator_dropout_is_an_option_off_by_default(tmp_path):
     tiny = write_idx_set(write_idx_set(tmp_path / "tiny", 128), 64, split="test")
-    run = tmp_path / "dropout"
-    train(GANConfig(n_epochs=1, batch_size=32, save_interval=1000, device="cpu", data_dir=str(tiny), d_dropout=0.3,
-                    val_size=0),
-          run, progress=False)
-    assert json.loads((run / "config.json").read_text())["d_dropout"] == 0.3
+    weights = {}
+    for rate in (0.3, 0.0):       # the same seed and data: only the dropout differs
+        run = tmp_path / f"dropout{rate}"
+        train(GANConfig(n_epochs=1, batch_size=32, save_interval=1000, device="cpu", data_dir=str(tiny),
+                        d_dropout=rate, val_size=0), run, progress=False)
+        assert json.loads((run / "config.json").read_text())["d_dropout"] == rate
+        weights[rate] = torch.load(run / "checkpoints" / "last.pt", weights_only=True)["discriminator"]
+    # the trained D really dropped units: its weights differ from the run without dropout
+    assert any(not torch.equal(weights[0.3][k], weights[0.0][k]) for k in weights[0.0])
     assert any(isinstance(m, torch.nn.Dropout) for m in Discriminator(dropout=0.3).modules())
     assert GANConfig().d_dropout == 0 and not any(isinstance(m, torch.nn.Dropout) for m in Discriminator().modules())
 

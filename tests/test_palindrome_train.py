@@ -28,7 +28,13 @@ def test_lstm_learns_t5_to_99_percent(tmp_path):
     assert summary["first_full_epoch"] is not None
 
 
-def test_run_directory_contents_and_reproducibility(tmp_path):
+def test_run_directory_contents_and_reproducibility(tmp_path, monkeypatch):
+    import lstmgan.recurrent.train as palindrome_train
+
+    drawn = []     # what curves.png shows: the panels handed to the plotting helper
+    plot = palindrome_train.line_plot
+    monkeypatch.setattr(palindrome_train, "line_plot", lambda path, panels, **kw: (drawn.append(panels),
+                                                                                    plot(path, panels, **kw)))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         a = train(quick(max_epoch=3, patience=0), tmp_path / "a", progress=False)
@@ -43,6 +49,13 @@ def test_run_directory_contents_and_reproducibility(tmp_path):
     assert [r["epoch"] for r in rows] == ["1", "2", "3"]
     assert set(rows[0]) == {"epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy"}
     assert (run / "metrics.csv").read_text() == (tmp_path / "b" / "metrics.csv").read_text()
+    # the figure plots metrics.csv: loss and accuracy, train and test, over the epochs
+    loss, accuracy = drawn[0]
+    for panel, column in ((loss, "loss"), (accuracy, "accuracy")):
+        for split in ("train", "test"):
+            epochs, values = panel["series"][split]
+            assert list(epochs) == [1, 2, 3]
+            assert list(values) == pytest.approx([float(r[f"{split}_{column}"]) for r in rows])
     loaded = load_checkpoint(run / "checkpoints" / "last.pt")
     assert loaded.kind == "palindrome" and loaded.config["input_length"] == 5 and not loaded.model.training
     assert a["epochs"] == 3

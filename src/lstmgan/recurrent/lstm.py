@@ -53,7 +53,7 @@ class LSTM(RecurrentClassifier):
         H, D = num_hidden, input_dim
         for gate in ("g", "i", "f", "o"):
             setattr(self, f"W_{gate}x", nn.Parameter(torch.empty(H, D)))
-            setattr(self, f"W_{gate}h" if gate != "i" else "W_ih", nn.Parameter(torch.empty(H, H)))
+            setattr(self, f"W_{gate}h", nn.Parameter(torch.empty(H, H)))    # for gate i: W_ih
             setattr(self, f"b_{gate}", nn.Parameter(torch.empty(H)))
         self.reset_parameters()
 
@@ -67,7 +67,7 @@ class LSTM(RecurrentClassifier):
                 self.b_i.copy_(-self.b_f)                            # b_i = −b_f
 
     def recurrent_weight(self, gate: str) -> nn.Parameter:
-        return getattr(self, "W_ih" if gate == "i" else f"W_{gate}h")
+        return getattr(self, f"W_{gate}h")
 
     def fused_weights(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(W_x [4H, D], W_h [4H, H], b [4H]) in gate order i, f, o, g; differentiable views."""
