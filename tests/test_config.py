@@ -12,7 +12,7 @@ from lstmgan.errors import UsageError
 from lstmgan.gan import GANConfig
 from lstmgan.recurrent import PalindromeConfig
 
-from conftest import snapshot_tree, write_idx_set
+from conftest import cli, snapshot_tree, write_idx_set
 
 VERSION_KEYS = {"lstmgan_version", "torch_version", "python_version"}
 PALINDROME = ["palindrome", "train", "--input-length", "4", "--data-size", "300", "--max-epoch", "2",
@@ -40,10 +40,32 @@ def test_rerunning_a_config_file_gives_the_same_config_and_metrics(tmp_path, tin
     assert main(args + ["--out", str(tmp_path / "a")]) == 0
     assert main([*args[:2], "--config", str(tmp_path / "a" / "config.json"), "--out", str(tmp_path / "b"),
                  "--quiet"]) == 0
-    assert read_config(tmp_path / "a") == read_config(tmp_path / "b")
-    assert read_config(tmp_path / "a")["config_version"] == CONFIG_VERSION
+    first, rerun = read_config(tmp_path / "a"), read_config(tmp_path / "b")
+    if part == "palindrome":      # the re-run runs the backend the first run resolved "auto" to
+        assert first.pop("backend") == "auto" and rerun.pop("backend") == first["resolved_backend"]
+    assert first == rerun
+    assert first["config_version"] == CONFIG_VERSION
     metrics = (tmp_path / "a" / "metrics.csv").read_text()
     assert metrics == (tmp_path / "b" / "metrics.csv").read_text() and len(metrics.splitlines()) >= 3
+
+
+def test_a_config_rerun_reuses_the_recorded_threads_and_reproduces_metrics_exactly(tmp_path):
+    """The first run uses 2 threads; the re-run's default is 1 (the cli helper sets OMP_NUM_THREADS=1)."""
+    args = ["palindrome", "train", "--input-length", "6", "--input-dim", "10", "--data-size", "2000",
+            "--max-epoch", "2", "--num-hidden", "32", "--learning-rate", "0.01", "--quiet"]
+    assert cli(*args, "--threads", "2", "--out", tmp_path / "a").returncode == 0
+    recorded = tmp_path / "a" / "config.json"
+    assert json.loads(recorded.read_text())["threads"] == 2
+    done = cli("palindrome", "train", "--config", recorded, "--out", tmp_path / "b", "--quiet")
+    assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "b" / "config.json").read_text())["threads"] == 2
+    metrics = (tmp_path / "a" / "metrics.csv").read_text()
+    assert (tmp_path / "b" / "metrics.csv").read_text() == metrics
+    # --threads overrides the recorded count, and then the last digits move: the thread count matters here
+    done = cli("palindrome", "train", "--config", recorded, "--threads", "1", "--out", tmp_path / "c", "--quiet")
+    assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "c" / "config.json").read_text())["threads"] == 1
+    assert (tmp_path / "c" / "metrics.csv").read_text() != metrics
 
 
 def test_flags_given_with_a_config_file_override_it(tmp_path, capsys):

@@ -1,7 +1,7 @@
 """One declaration per hyperparameter, and everything else derived from it.
 
 A run's configuration is a dataclass whose fields are made with `option(...)`: the default,
-the help text, the rule a value must satisfy, aliases, and whether the value may change
+the help text, the rule a value must satisfy, and whether the value may change
 when a run is resumed. From that one declaration come
 
 * the command-line flags (`add_flags`), with their defaults in the help;
@@ -23,8 +23,9 @@ from typing import Any, Callable, ClassVar
 from .errors import UsageError
 
 CONFIG_VERSION = 1
-# keys config.json holds beside the options: what the file is, and the versions that wrote it
-RECORD_KEYS = ("kind", "config_version", "lstmgan_version", "torch_version", "python_version")
+# keys config.json holds beside the options: what the file is, the versions that wrote it, and how it
+# ran (torch's CPU thread count: float sums, and so the last digits of a result, depend on it)
+RECORD_KEYS = ("kind", "config_version", "lstmgan_version", "torch_version", "python_version", "threads")
 
 
 @dataclass(frozen=True)
@@ -60,9 +61,9 @@ def one_of(*choices) -> Rule:
 
 
 def option(default, help: str, rule: Rule | None = None, *, parse: Callable[[str], Any] | None = None,
-           aliases: tuple[str, ...] = (), changeable: bool = False, metavar: str | None = None):
+           changeable: bool = False, metavar: str | None = None):
     """A config field. `changeable`: may differ on --resume (how long or where a run goes, not what it computes)."""
-    return field(default=default, metadata={"help": help, "rule": rule, "parse": parse, "aliases": aliases,
+    return field(default=default, metadata={"help": help, "rule": rule, "parse": parse,
                                             "changeable": changeable, "metavar": metavar})
 
 
@@ -138,7 +139,19 @@ def read_config_file(path, config_class: type[Config]) -> dict:
                          f"lstmgan reads ({CONFIG_VERSION}); written by lstmgan {data.get('lstmgan_version', '?')}")
     values = {k: v for k, v in data.items() if k not in RECORD_KEYS and k not in config_class.derived_keys}
     config_class.from_dict(values, f"--config {path}")   # unknown keys fail here, before any work
+    if isinstance(data.get("resolved_backend"), str):
+        values["backend"] = data["resolved_backend"]      # what really ran ("auto" may pick another elsewhere)
     return values
+
+
+def recorded_threads(path) -> int | None:
+    """The torch thread count a run's config.json records (None if it records none): a re-run with
+    `--config` uses it unless `--threads` is given, so that it reproduces metrics.csv to the last digit."""
+    try:
+        threads = json.loads(Path(path).read_text()).get("threads")
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+        return None                                       # read_config_file reports a bad file
+    return threads if isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1 else None
 
 
 # ------------------------------------------------------------------ command-line flags
@@ -179,7 +192,7 @@ def add_flags(parser: argparse.ArgumentParser, config_class: type[Config], many:
         if f.name in skip:
             continue
         meta = f.metadata
-        names = [flag_name(f.name)] + ([f"--{f.name}"] if "_" in f.name else []) + list(meta["aliases"])
+        names = [flag_name(f.name)] + ([f"--{f.name}"] if "_" in f.name else [])   # the seed's underscores too
         help_ = f"{meta['help']} (default: {describe(f.default)})"
         kwargs: dict = {"default": argparse.SUPPRESS, "help": help_, "dest": f.name}
         if isinstance(f.default, bool):

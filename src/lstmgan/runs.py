@@ -34,9 +34,9 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def environment() -> dict:
-    """Versions recorded next to every resolved config."""
+    """Versions and execution settings recorded next to every resolved config."""
     return {"lstmgan_version": __version__, "torch_version": torch.__version__,
-            "python_version": platform.python_version()}
+            "python_version": platform.python_version(), "threads": torch.get_num_threads()}
 
 
 def merge_for_resume(saved: dict, given: dict, changeable: set[str]) -> dict:
