@@ -11,12 +11,13 @@ import sys
 import time
 import warnings
 
-from .config import add_flags, given, read_config_file
+from .config import add_flags, given, read_config_file, recorded_threads
 from .errors import TrainingDiverged, TrainingInterrupted, UsageError
 from .gan.config import GANConfig
 from .gan.mnist import DATASETS
 from .loading import pretrained_names
-from .recurrent.config import MODELS, PalindromeConfig
+from .recurrent.config import PalindromeConfig
+from .recurrent.registry import model_names
 from .sweeps import ENGINES
 
 
@@ -109,6 +110,16 @@ def run_config(args) -> dict:
     return values | given(args, args.config_keys)
 
 
+def execution_threads(args) -> int | None:
+    """torch's thread count for this command: --threads, else the one a --config FILE run recorded."""
+    threads = getattr(args, "threads", None)
+    if threads is not None and threads < 1:
+        raise UsageError(f"--threads must be a positive integer (got {threads})")
+    if threads is None and getattr(args, "config", None):
+        threads = recorded_threads(args.config)
+    return threads
+
+
 def print_config(args) -> None:
     from .runs import Run, resolve_config
 
@@ -177,8 +188,8 @@ def cmd_palindrome_evaluate(args):
 def cmd_build_kernels(args):
     from .recurrent.backends import build_kernel
 
-    module = build_kernel(verbose=args.verbose)
-    print(f"compiled LSTM/RNN kernel ready: {module.__file__}")
+    library = build_kernel(verbose=args.verbose)
+    print(f"compiled LSTM/RNN kernel ready: {library} (operators torch.ops.lstmgan.*)")
 
 
 # ------------------------------------------------------------------ gan
@@ -238,8 +249,16 @@ def cmd_gan_train_classifier(args):
 
 
 def cmd_data_fetch(args):
-    from .gan.mnist import fetch
+    from .gan.mnist import fetch, locate
 
+    if args.dir is None:   # data the lookup already finds serves every command: a second copy would be waste
+        try:
+            found = locate(args.dataset, download=False)
+        except UsageError:  # not found anywhere: download into the cache below
+            found = None
+        if found is not None:
+            print(f"{args.dataset} is already in {found}; nothing downloaded (--dir DIR downloads a copy there)")
+            return
     print(f"{args.dataset} is in {fetch(args.dataset, args.dir, quiet=False)}")
 
 
@@ -260,7 +279,7 @@ def build_parser() -> Parser:
     p.set_defaults(handler=cmd_palindrome_train)
 
     p = subcommand(pal, "sweep", "train models x lengths x seeds; any train flag may take several values")
-    flag(p, "models", nargs="+", choices=MODELS, default=list(MODELS), help="models to train")
+    flag(p, "models", nargs="+", choices=model_names(), default=["lstm", "rnn"], help="models to train")
     flag(p, "lengths", nargs="+", type=int, default=[5, 10, 19, 25, 30, 35], help="input lengths T")
     flag(p, "seeds", nargs="+", type=int, default=[0], help="seeds (one run each)")
     add_sweep_flags(p, PalindromeConfig, skip=("model", "input_length", "seed", "tensorboard"))
@@ -330,9 +349,11 @@ def build_parser() -> Parser:
 
     data = parts.add_parser("data", help="data sets").add_subparsers(dest="command", required=True,
                                                                       metavar="{fetch}")
-    p = subcommand(data, "fetch", "download MNIST or Fashion-MNIST (checksum-verified)")
+    p = subcommand(data, "fetch", "download MNIST or Fashion-MNIST into the cache (checksum-verified), unless the "
+                                  "data lookup already finds it ($LSTMGAN_DATA_DIR, the cache, ../shared/data)")
     p.add_argument("dataset", choices=list(DATASETS))
-    flag(p, "dir", help="target folder (default: the user cache)")
+    flag(p, "dir", help="download into this folder, even if the data is found elsewhere (default: the user cache, "
+                        "only when the lookup finds nothing)")
     p.set_defaults(handler=cmd_data_fetch)
 
     p = subcommand(parts, "build-kernels", "build the compiled LSTM/RNN kernel now (it is cached; once is enough)")
@@ -349,12 +370,11 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     warnings.showwarning = _one_line_warning
     try:
-        if getattr(args, "threads", None) is not None:
-            if args.threads < 1:
-                raise UsageError(f"--threads must be a positive integer (got {args.threads})")
+        threads = execution_threads(args)
+        if threads is not None:
             import torch
 
-            torch.set_num_threads(args.threads)
+            torch.set_num_threads(threads)
         if getattr(args, "print_config", False):
             print_config(args)
         else:

@@ -112,10 +112,15 @@ def failure_reason(text: str) -> str:
     return reason[:300] + ("…" if len(reason) > 300 else "")
 
 
-def resolve(backend: str, x: torch.Tensor) -> str:
-    """The implementation that runs `backend` on input `x` ("compiled", "eager" or "per-gate")."""
+def resolve(backend: str, x: torch.Tensor, has_kernel: bool = True) -> str:
+    """The implementation that runs `backend` on input `x` ("compiled", "eager" or "per-gate") for a
+    model that has a compiled kernel (`has_kernel`) or not."""
     if backend in ("eager", "per-gate"):
         return backend
+    if not has_kernel:
+        if backend == "compiled":
+            raise UsageError("this model has no compiled backend; use --backend auto, eager or per-gate")
+        return "eager"
     applies = x.device.type == "cpu" and x.dtype in COMPILED_DTYPES
     if backend == "compiled":
         if not applies:
@@ -143,9 +148,10 @@ def _warn_once(message: str) -> None:
         warnings.warn(message, RuntimeWarning, stacklevel=3)
 
 
-def resolved_name(backend: str, device: torch.device, dtype: torch.dtype = torch.float32) -> str:
+def resolved_name(backend: str, device: torch.device, dtype: torch.dtype = torch.float32,
+                  has_kernel: bool = True) -> str:
     """What `backend` becomes for a model on `device` (recorded in config.json, shown by the CLI)."""
-    return resolve(backend, torch.empty(0, device=device, dtype=dtype))
+    return resolve(backend, torch.empty(0, device=device, dtype=dtype), has_kernel)
 
 
 def _needs_grad(*tensors) -> bool:

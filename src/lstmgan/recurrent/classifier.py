@@ -33,6 +33,8 @@ def as_sequence(x: torch.Tensor, input_dim: int) -> torch.Tensor:
 class RecurrentClassifier(nn.Module):
     """[B, T, input_dim] -> logits [B, num_classes] from h_T; subclasses define `final_state`."""
 
+    has_kernel = True     # the compiled C++ kernel implements this recurrence (backend "compiled")
+
     def __init__(self, input_dim: int, num_hidden: int, num_classes: int, backend: str):
         super().__init__()
         self.input_dim, self.num_hidden, self.num_classes = input_dim, num_hidden, num_classes
@@ -46,7 +48,7 @@ class RecurrentClassifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = as_sequence(x, self.input_dim)
-        h = self.final_state(x, backends.resolve(self.backend, x))
+        h = self.final_state(x, backends.resolve(self.backend, x, self.has_kernel))
         return F.linear(h, self.W_ph, self.b_p)          # p = W_ph h_T + b_p
 
     def reset_parameters(self) -> None:

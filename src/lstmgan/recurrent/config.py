@@ -16,23 +16,19 @@ from ..config import (
     POSITIVE_INT,
     Config,
     Rule,
+    flag_name,
     one_of,
     option,
 )
+from ..errors import UsageError
+from .lstm import chrono_tmax
 from .palindrome import num_palindromes
+from .registry import REGISTRY, model_names
 
-MODELS = ("lstm", "rnn")
 BACKENDS = ("auto", "compiled", "eager", "per-gate")
-
-
-def chrono_tmax(setting: str, input_length: int) -> int | None:
-    """T_max of a 'chrono' / 'chrono:N' forget-bias setting (the input length by default); None if malformed."""
-    name, _, tmax = setting.strip().lower().partition(":")
-    if name != "chrono":
-        return None
-    if not tmax:
-        return max(2, input_length)
-    return int(tmax) if tmax.isdigit() and int(tmax) >= 2 else None
+POSITIONS = ("sinusoidal", "rope", "none")
+# options only some models read (each model's registry entry lists its own); the others keep their defaults
+MODEL_OPTIONS = ("forget_bias", "num_layers", "num_heads", "position")
 
 
 def forget_bias_value(text: str):
@@ -64,7 +60,8 @@ class PalindromeConfig(Config):
     kind = "palindrome"
     derived_keys = ("resolved_device", "resolved_backend", "train_size", "test_size")
 
-    model: str = option("lstm", "lstm or rnn", one_of(*MODELS), metavar="{lstm,rnn}")
+    model: str = option("lstm", "the model: " + ", ".join(model_names()), Rule(lambda v: isinstance(v, str), "a name"),
+                        metavar="{" + ",".join(model_names()) + "}")
     input_length: int = option(5, "T: digits read before the one to predict", POSITIVE_INT, metavar="T")
     input_dim: int = option(1, "1 (digit values) or --num-classes (one-hot)", POSITIVE_INT)
     num_classes: int = option(10, "digits 0..N-1", POSITIVE_INT, metavar="N")
@@ -93,12 +90,18 @@ class PalindromeConfig(Config):
     init_from: str | None = option(None, "start from this palindrome checkpoint's weights (e.g. a shorter T: "
                                          "a curriculum)", OPTIONAL_TEXT, metavar="CHECKPOINT")
     backend: str = option("auto", "recurrence implementation: auto (compiled on CPU where it builds, else eager), "
-                                  "compiled (C++ kernel), eager (fused, hand-written BPTT) or per-gate (autograd)",
+                                  "compiled (C++ kernel), eager (fused, hand-written BPTT) or per-gate (autograd); "
+                                  "models take those their registry entry lists",
                           one_of(*BACKENDS), changeable=True)
+    num_layers: int = option(2, "transformer, lru: layers (blocks)", POSITIVE_INT)
+    num_heads: int = option(4, "transformer: attention heads (they split --num-hidden)", POSITIVE_INT)
+    position: str = option("sinusoidal", "transformer: position encoding, sinusoidal (absolute), rope (relative, "
+                                         "rotary) or none", one_of(*POSITIONS))
     tensorboard: bool = option(False, "also write TensorBoard event files (pip install 'lstmgan[tensorboard]')",
                                BOOLEAN, changeable=True)
 
     def check(self) -> None:
+        self.check_model()
         self.need(self.num_classes >= 2, "num_classes", "an integer >= 2")
         self.need(self.input_dim in (1, self.num_classes), "input_dim",
                   f"1 (digit values) or --num-classes {self.num_classes} (one-hot)")
@@ -106,3 +109,19 @@ class PalindromeConfig(Config):
         n_train = round(n * self.portion_train)
         self.need(0 < n_train < n, "portion_train",
                   f"large and small enough that {n} sequences split into two non-empty sets")
+
+    def check_model(self) -> None:
+        """The model exists, and takes the model-specific options and the backend given."""
+        self.need(self.model in REGISTRY, "model", "one of " + ", ".join(REGISTRY))
+        spec, defaults = REGISTRY[self.model], self.defaults()
+        for key in MODEL_OPTIONS:
+            if key not in spec.options and getattr(self, key) != defaults[key]:
+                takes = ", ".join(flag_name(k) for k in spec.options) or "none"
+                raise UsageError(f"{flag_name(key)} does not apply to --model {self.model} (its model-specific "
+                                 f"options: {takes})")
+        if self.backend != "auto" and self.backend not in spec.backends:
+            raise UsageError(f"--backend {self.backend}: --model {self.model} has no such backend (it has "
+                             f"{', '.join(spec.backends)}; or auto)")
+        problem = spec.check(self) if spec.check else None
+        if problem:
+            raise UsageError(problem)

@@ -27,6 +27,16 @@ from .fused import LSTMFunction, lstm_inference
 GATES = ("i", "f", "o", "g")   # fused order: one sigmoid covers i, f, o
 
 
+def chrono_tmax(setting: str, input_length: int) -> int | None:
+    """T_max of a 'chrono' / 'chrono:N' forget-bias setting (the input length by default); None if malformed."""
+    name, _, tmax = setting.strip().lower().partition(":")
+    if name != "chrono":
+        return None
+    if not tmax:
+        return max(2, input_length)
+    return int(tmax) if tmax.isdigit() and int(tmax) >= 2 else None
+
+
 class LSTM(RecurrentClassifier):
     """LSTM classifier: reads [B, T, input_dim] and returns logits [B, num_classes] from h_T.
 

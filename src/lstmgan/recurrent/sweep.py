@@ -14,11 +14,13 @@ from pathlib import Path
 from .. import sweeps
 from ..plots import line_plot, pyplot
 from ..runs import atomic_write_text
-from .config import PalindromeConfig
+from .config import MODEL_OPTIONS, PalindromeConfig
+from .registry import REGISTRY
 
 SHORT = {"model": "", "input_length": "T", "seed": "s", "learning_rate": "lr", "num_hidden": "h",
          "input_dim": "d", "batch_size": "b", "forget_bias": "fb", "max_norm": "mn", "data_size": "n",
-         "portion_train": "pt", "num_classes": "c", "max_epoch": "e", "patience": "p"}
+         "portion_train": "pt", "num_classes": "c", "max_epoch": "e", "patience": "p", "num_layers": "L",
+         "num_heads": "nh", "position": "pos"}
 TABLE_KEYS = ["model", "input_length", "input_dim", "num_classes", "num_hidden", "batch_size", "learning_rate",
               "max_epoch", "max_norm", "data_size", "portion_train"]
 
@@ -46,7 +48,7 @@ def group_results(results: list[dict]) -> list[tuple[dict, list[dict]]]:
     """Runs grouped by configuration, seeds pooled."""
     groups: dict[tuple, list[dict]] = {}
     for r in results:
-        key = tuple((k, r[k]) for k in TABLE_KEYS + ["forget_bias", "patience", "give_up", "target_accuracy"])
+        key = tuple((k, r[k]) for k in TABLE_KEYS + list(MODEL_OPTIONS) + ["patience", "give_up", "target_accuracy"])
         groups.setdefault(key, []).append(r)
     return [(dict(key), rows) for key, rows in groups.items()]
 
@@ -62,17 +64,16 @@ def write_results(out: Path, results: list[dict], varying: list[str]) -> None:
         writer.writerows(results)
 
     header = ["Model", "T", "Input Dim", "Classes", "Hidden", "Batch", "LR", "Max Epoch", "Max Norm",
-              "Data Size", "Portion Train", "Forget bias", "Seeds", "Final test acc % (min–max)",
+              "Data Size", "Portion Train", "Model options", "Params", "Seeds", "Final test acc % (min–max)",
               "Best test acc % (min–max)", "Epoch of first 100% (min–max)", "Seeds at 100%"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for key, rows in group_results(results):
-        cells = [key["model"].upper()] + [f"{key[k]:g}" if isinstance(key[k], float)
-                                                                               else str(key[k]) for k in TABLE_KEYS[1:]]
+        cells = [model_title(key["model"])] + [f"{key[k]:g}" if isinstance(key[k], float)
+                                               else str(key[k]) for k in TABLE_KEYS[1:]]
         full = [r["first_full_epoch"] for r in rows]
-        bias = key["forget_bias"]
-        bias = "—" if key["model"] != "lstm" else "uniform" if bias is None else bias if isinstance(bias, str) \
-            else f"{bias:g}"
-        cells += [bias, str(len(rows)), _spread([r["final_test_accuracy"] for r in rows]),
+        parameters = {r.get("parameters") for r in rows} - {None}
+        cells += [model_options(key), ", ".join(f"{p:,}" for p in sorted(parameters)) or "—", str(len(rows)),
+                  _spread([r["final_test_accuracy"] for r in rows]),
                   _spread([r["best_test_accuracy"] for r in rows]), _spread(full),
                   f"{sum(e is not None for e in full)}/{len(rows)}"]
         lines.append("| " + " | ".join(cells) + " |")
@@ -89,11 +90,29 @@ def write_results(out: Path, results: list[dict], varying: list[str]) -> None:
     plot_sweep(out, results, varying)
 
 
+def model_title(name: str) -> str:
+    return REGISTRY[name].title if name in REGISTRY else name.upper()
+
+
+def model_options(key: dict) -> str:
+    """The model-specific options a model takes, as 'name value' (the forget bias: 'uniform' for torch's init)."""
+    spec = REGISTRY.get(key["model"])
+    if spec is None or not spec.options:
+        return "—"
+    shown = []
+    for option in spec.options:
+        value = key.get(option)
+        if option == "forget_bias":
+            value = "uniform" if value is None else value if isinstance(value, str) else f"{value:g}"
+        shown.append(f"{option.replace('_', ' ')} {value}")
+    return ", ".join(shown)
+
+
 def plot_sweep(out: Path, results: list[dict], varying: list[str]) -> None:
     series_keys = ["model"] + [k for k in varying if k not in ("model", "input_length")]
 
     def label(r):
-        return ", ".join(f"{k}={r[k]}" if k != "model" else r[k].upper() for k in series_keys)
+        return ", ".join(f"{k}={r[k]}" if k != "model" else model_title(r[k]) for k in series_keys)
 
     by_series: dict[str, dict[int, list[float]]] = {}
     for r in results:

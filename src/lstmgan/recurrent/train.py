@@ -1,4 +1,4 @@
-"""Training palindrome classifiers (LSTM or vanilla RNN) into a run directory."""
+"""Training palindrome classifiers (any registered model) into a run directory."""
 
 from __future__ import annotations
 
@@ -19,10 +19,11 @@ from ..training import Progress, RandomState, Session, StepLog, TrainState, epoc
 from . import backends
 from .config import PalindromeConfig
 from .evaluate import evaluate
-from .models import KIND, build_model
+from .models import KIND
 from .palindrome import DataSizeWarning, make_palindrome_splits
+from .registry import build_model, model_spec, parameter_count
 
-ARCHITECTURE_KEYS = ("model", "input_dim", "num_hidden", "num_classes")
+ARCHITECTURE_KEYS = ("model", "input_dim", "num_hidden", "num_classes", "num_layers", "num_heads", "position")
 
 
 def train(config: PalindromeConfig | dict, out, resume: bool = False, progress: bool = True) -> dict:
@@ -30,7 +31,7 @@ def train(config: PalindromeConfig | dict, out, resume: bool = False, progress: 
     run, config, checkpoint = start_run(PalindromeConfig, config, out, resume)
     initial = initial_weights(config) if config.init_from and not checkpoint else None
     device = resolve_device(config.device)
-    backend = backends.resolved_name(config.backend, device)
+    backend = backends.resolved_name(config.backend, device, has_kernel=model_spec(config.model).has_kernel)
     train_set, test_set = palindrome_splits(config, device, warn=not resume)
 
     seed_everything(config.seed)
@@ -63,7 +64,7 @@ def train(config: PalindromeConfig | dict, out, resume: bool = False, progress: 
             stopped_early = stop_reason(config, run)
             where.next_epoch()
             session.save(*(("best",) if improved else ()))
-    summary = summarize(run, config, stopped_early, where) | {"backend": backend}
+    summary = summarize(run, config, stopped_early, where) | {"backend": backend, "parameters": parameter_count(model)}
     run.finish(config, {"final_test_accuracy": summary["final_test_accuracy"] or 0.0,
                         "best_test_accuracy": summary["best_test_accuracy"] or 0.0})
     plot_curves(run, config)
@@ -97,10 +98,12 @@ def palindrome_splits(config: PalindromeConfig, device, warn: bool):
 def initial_weights(config: PalindromeConfig) -> dict:
     """The weights of --init-from: another palindrome run's (any input length; the same network shape)."""
     source = load_checkpoint(config.init_from, kind=KIND)
+    defaults = PalindromeConfig.defaults()     # a model saved before an option existed had its default
     for key in ARCHITECTURE_KEYS:
-        if source.config.get(key) != getattr(config, key):
+        theirs = source.config.get(key, defaults[key])
+        if theirs != getattr(config, key):
             flag = "--" + key.replace("_", "-")
-            raise UsageError(f"--init-from {config.init_from}: its {flag} is {source.config.get(key)}, "
+            raise UsageError(f"--init-from {config.init_from}: its {flag} is {theirs}, "
                              f"this run's is {getattr(config, key)}; they must match")
     return source.model.state_dict()
 
@@ -153,4 +156,4 @@ def plot_curves(run: Run, config: PalindromeConfig) -> None:
         {"series": {"train": (epochs, run.metric_column("train_accuracy")),
                     "test": (epochs, run.metric_column("test_accuracy"))},
          "xlabel": "epoch", "ylabel": "accuracy", "title": "accuracy", "ylim": (0, 1.02)},
-    ], title=f"{config.model.upper()} on palindromes, T = {config.input_length}")
+    ], title=f"{model_spec(config.model).title} on palindromes, T = {config.input_length}")

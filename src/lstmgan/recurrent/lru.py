@@ -1,0 +1,196 @@
+"""The Linear Recurrent Unit (Orvieto et al. 2023, "Resurrecting Recurrent Neural Networks for Long Sequences").
+
+A linear recurrence with a diagonal complex state matrix, made deep by nonlinear blocks *between* layers:
+
+    x_k = Λ ⊙ x_{k-1} + γ ⊙ (B u_k),   x_0 = 0              state x ∈ ℂ^N, input u ∈ ℝ^H
+    y_k = Re(C x_k) + D ⊙ u_k                               output y ∈ ℝ^H
+    Λ   = exp(−exp(ν_log) + i·exp(θ_log))                   exponential parametrisation: |λ| = exp(−exp(ν_log)) < 1
+    γ   = exp(γ_log),  γ_log initialised to log √(1 − |λ|²)  keeps E|x_k|² near E|B u|² however close |λ| is to 1
+
+Because the recurrence is linear, x_k = Σ_{j≤k} Λ^{k−j} γ ⊙ B u_j can be evaluated without stepping through time
+(`chunked_scan`); the sequential loop (`loop_scan`) is the reference. Gradients flow through both by autograd.
+
+The model (`LRU`):
+    h_0 = W_in x + b_in
+    h_l = h_{l−1} + GLU(W_l GELU(LRULayer(LN(h_{l−1}))) + b_l)      GLU(a, b) = a ⊙ σ(b)
+    p   = W_head LN(h_L[T]) + b_head                                logits from the last time step
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .classifier import as_sequence
+
+SCANS = ("chunked", "loop")
+CHUNK = 16   # within-chunk work grows with the chunk, recursion depth shrinks: ~16 is fastest here (see chunked_scan)
+
+
+def loop_scan(log_lambda: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+    """The reference: x_k = Λ ⊙ x_{k−1} + inputs_k one step at a time. inputs [B, T, N] -> states [B, T, N]."""
+    decay = torch.exp(log_lambda)                                   # Λ
+    state = inputs.new_zeros(inputs.shape[0], inputs.shape[2])
+    states = []
+    for step in inputs.unbind(1):
+        state = decay * state + step                                # x_k = Λ ⊙ x_{k−1} + (γ ⊙ B u)_k
+        states.append(state)
+    return torch.stack(states, 1)
+
+
+def chunked_scan(log_lambda: torch.Tensor, inputs: torch.Tensor, chunk: int = CHUNK) -> torch.Tensor:
+    """The same states as `loop_scan`, exactly, in O(log T) sequential steps.
+
+    Split time into chunks of length L. Inside a chunk, from a zero start, a state is a sum of the chunk's inputs:
+
+        local_{c,j} = Σ_{i≤j} Λ^{j−i} ⊙ inputs_{cL+i}            one [L, L] lower-triangular matmul per state unit
+        x_{cL+j}    = local_{c,j} + Λ^{j+1} ⊙ x_{cL−1}            the state carried in from before the chunk
+
+    The chunk-end states x_{cL+L−1} = local_{c,L−1} + Λ^L ⊙ x_{(c−1)L+L−1} are themselves this recurrence, with
+    Λ^L in place of Λ and one step per chunk, so they come from the same function, recursively. Every power is
+    Λ^k = exp(k · log Λ) with k ≥ 0, so |Λ^k| ≤ 1: nothing is divided by a vanishing Λ^k (as forming Λ^{−k} would),
+    and T = 100,000 is as stable as T = 10. Work is O(T·L) per state unit.
+    """
+    batch, length, width = inputs.shape
+    if length <= chunk:
+        return within_chunk(log_lambda, inputs.unsqueeze(1)).squeeze(1)
+    num_chunks = -(-length // chunk)
+    padded = torch.cat([inputs, inputs.new_zeros(batch, num_chunks * chunk - length, width)], 1)   # zeros at the end
+    local = within_chunk(log_lambda, padded.view(batch, num_chunks, chunk, width))     # [B, C, L, N]
+    # log Λ^L, its phase wrapped into [0, 2π): unwrapped, L^depth·θ would grow until float32 lost the angle
+    log_lambda_power = torch.complex(chunk * log_lambda.real, torch.remainder(chunk * log_lambda.imag, 2 * math.pi))
+    ends = chunked_scan(log_lambda_power, local[:, :, -1], chunk)                      # x at each chunk's end
+    carried = torch.cat([ends.new_zeros(batch, 1, width), ends[:, :-1]], 1)            # x_{cL−1}, zero for c = 0
+    steps = torch.arange(1, chunk + 1, device=inputs.device, dtype=log_lambda.real.dtype)
+    carry_decay = torch.exp(steps[:, None] * log_lambda)                               # Λ^{j+1} [L, N]
+    states = local + carry_decay * carried[:, :, None]                                 # x_{cL+j}
+    return states.reshape(batch, num_chunks * chunk, width)[:, :length]
+
+
+def within_chunk(log_lambda: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+    """local_{c,j} = Σ_{i≤j} Λ^{j−i} ⊙ inputs_{c,i} for inputs [B, C, L, N]: states from a zero start per chunk."""
+    length = inputs.shape[2]
+    steps = torch.arange(length, device=inputs.device, dtype=log_lambda.real.dtype)
+    lag = steps[:, None] - steps[None, :]                                              # j − i
+    causal = lag >= 0
+    # Λ^{j−i} only where j ≥ i: the clamp keeps the exponent non-negative, the mask zeroes the future
+    kernel = torch.exp(lag.clamp(min=0)[..., None] * log_lambda) * causal[..., None]   # [L, L, N]
+    return torch.einsum("jin,bcin->bcjn", kernel, inputs)
+
+
+class LRULayer(nn.Module):
+    """One linear recurrent unit: u [B, T, H] -> y [B, T, H] through a complex diagonal state of size N.
+
+    Parameters (real tensors; complex numbers are assembled in `forward`): ν_log, θ_log, γ_log [N];
+    B_re, B_im [N, H]; C_re, C_im [H, N]; D [H].
+
+    Initialisation as in the paper's appendix A: "ring init" draws λ uniformly over the area of the ring
+    r_min ≤ |λ| ≤ r_max (|λ|² uniform on [r_min², r_max²]) with phase arg λ uniform on [0, max_phase];
+    B ~ 𝒩(0, 1/(2H)) per real and imaginary part, so B u has unit variance for unit-variance u;
+    C ~ 𝒩(0, 1/N) per part; D ~ 𝒩(0, 1).
+    """
+
+    def __init__(self, width: int, state_dim: int, r_min: float = 0.9, r_max: float = 0.999,
+                 max_phase: float = 2 * math.pi):
+        super().__init__()
+        if not 0 <= r_min <= r_max < 1:
+            raise ValueError(f"the ring needs 0 <= r_min <= r_max < 1 (a stable recurrence), got [{r_min}, {r_max}]")
+        self.width, self.state_dim = width, state_dim
+        self.r_min, self.r_max, self.max_phase = r_min, r_max, max_phase
+        self.nu_log = nn.Parameter(torch.empty(state_dim))
+        self.theta_log = nn.Parameter(torch.empty(state_dim))
+        self.gamma_log = nn.Parameter(torch.empty(state_dim))
+        self.B_re = nn.Parameter(torch.empty(state_dim, width))
+        self.B_im = nn.Parameter(torch.empty(state_dim, width))
+        self.C_re = nn.Parameter(torch.empty(width, state_dim))
+        self.C_im = nn.Parameter(torch.empty(width, state_dim))
+        self.D = nn.Parameter(torch.empty(width))
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        radius_squared = torch.rand(self.state_dim) * (self.r_max ** 2 - self.r_min ** 2) + self.r_min ** 2
+        self.nu_log.copy_(torch.log(-0.5 * torch.log(radius_squared)))     # |λ| = exp(−exp(ν_log)) = radius
+        self.theta_log.copy_(torch.log(self.max_phase * (1 - torch.rand(self.state_dim))))   # θ in (0, max_phase]
+        self.gamma_log.copy_(0.5 * torch.log1p(-radius_squared))           # γ = √(1 − |λ|²)
+        nn.init.normal_(self.B_re, std=1 / math.sqrt(2 * self.width))
+        nn.init.normal_(self.B_im, std=1 / math.sqrt(2 * self.width))
+        nn.init.normal_(self.C_re, std=1 / math.sqrt(self.state_dim))
+        nn.init.normal_(self.C_im, std=1 / math.sqrt(self.state_dim))
+        nn.init.normal_(self.D)
+
+    def log_lambda(self) -> torch.Tensor:
+        """log Λ = −exp(ν_log) + i·exp(θ_log) [N] (complex): every power Λ^k is exp(k log Λ)."""
+        return torch.complex(-torch.exp(self.nu_log), torch.exp(self.theta_log))
+
+    def forward(self, u: torch.Tensor, scan: str = "chunked") -> torch.Tensor:
+        gamma = torch.exp(self.gamma_log)[:, None]
+        # γ ⊙ (B u) as two real matmuls: u is real, so a complex matmul would waste half its work on zeros
+        inputs = torch.complex(u @ (gamma * self.B_re).T, u @ (gamma * self.B_im).T)   # [B, T, N]
+        if scan == "chunked":
+            states = chunked_scan(self.log_lambda(), inputs)
+        elif scan == "loop":
+            states = loop_scan(self.log_lambda(), inputs)
+        else:
+            raise ValueError(f"unknown scan {scan!r}: choose one of {', '.join(SCANS)}")
+        # Re(C x) = C_re Re(x) − C_im Im(x): the imaginary part of C x is never needed
+        return states.real @ self.C_re.T - states.imag @ self.C_im.T + self.D * u     # y = Re(C x) + D ⊙ u
+
+    def extra_repr(self) -> str:
+        return (f"width={self.width}, state_dim={self.state_dim}, r_min={self.r_min}, r_max={self.r_max}, "
+                f"max_phase={self.max_phase:.4g}")
+
+
+class LRUBlock(nn.Module):
+    """Residual block: h + GLU(W GELU(LRU(LN(h))) + b). The recurrence is linear, so all nonlinearity lives here."""
+
+    def __init__(self, width: int, state_dim: int, r_min: float, r_max: float, max_phase: float):
+        super().__init__()
+        self.norm = nn.LayerNorm(width)
+        self.lru = LRULayer(width, state_dim, r_min, r_max, max_phase)
+        self.gated = nn.Linear(width, 2 * width)     # value and gate halves of the GLU
+
+    def forward(self, h: torch.Tensor, scan: str) -> torch.Tensor:
+        y = F.gelu(self.lru(self.norm(h), scan))
+        return h + F.glu(self.gated(y), dim=-1)      # GLU(a, b) = a ⊙ σ(b)
+
+
+class LRU(nn.Module):
+    """Deep LRU classifier: [B, T, input_dim] (or [B, T] when input_dim == 1) -> logits [B, num_classes].
+
+    `num_layers` blocks of width `num_hidden`, each with a state of `state_dim` complex units (default
+    num_hidden); the head reads the last time step. `scan` is "chunked" (default, fast) or "loop" (the
+    reference); both give the same numbers to float rounding, and it may be changed on a built model.
+    """
+
+    def __init__(self, input_dim: int = 1, num_hidden: int = 64, num_classes: int = 10, num_layers: int = 2,
+                 state_dim: int | None = None, r_min: float = 0.9, r_max: float = 0.999,
+                 max_phase: float = 2 * math.pi, scan: str = "chunked"):
+        super().__init__()
+        if scan not in SCANS:
+            raise ValueError(f"unknown scan {scan!r}: choose one of {', '.join(SCANS)}")
+        self.input_dim, self.num_hidden, self.num_classes = input_dim, num_hidden, num_classes
+        self.num_layers, self.state_dim, self.scan = num_layers, state_dim or num_hidden, scan
+        self.embed = nn.Linear(input_dim, num_hidden)
+        self.blocks = nn.ModuleList(LRUBlock(num_hidden, self.state_dim, r_min, r_max, max_phase)
+                                    for _ in range(num_layers))
+        self.final_norm = nn.LayerNorm(num_hidden)
+        self.head = nn.Linear(num_hidden, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.embed(as_sequence(x, self.input_dim))         # h_0 = W_in x + b_in
+        for block in self.blocks:
+            h = block(h, self.scan)
+        return self.head(self.final_norm(h[:, -1]))            # p = W_head LN(h_L[T]) + b_head
+
+    @torch.no_grad()
+    def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
+        """Class probabilities softmax(p). Never feed these to cross-entropy: use the logits."""
+        return torch.softmax(self(x), dim=-1)
+
+    def extra_repr(self) -> str:
+        return (f"input_dim={self.input_dim}, num_hidden={self.num_hidden}, num_classes={self.num_classes}, "
+                f"num_layers={self.num_layers}, state_dim={self.state_dim}, scan={self.scan!r}")
