@@ -158,12 +158,16 @@ def _needs_grad(*tensors) -> bool:
     return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
 
 
-def compiled_lstm(x, W_x, W_h, b):
-    """h_T by the kernel: the training path (saving what BPTT needs) only when gradients are wanted."""
+def compiled_lstm(x, W_x, W_h, b, segment: int | None = None):
+    """h_T by the kernel: the training path (saving what BPTT needs) only when gradients are wanted.
+
+    `segment` k < T: checkpointed BPTT, keeping (c, h) every k steps and recomputing the rest."""
     build_kernel()
-    if _needs_grad(x, W_x, W_h, b):
-        return torch.ops.lstmgan.lstm_forward(x, W_x, W_h, b)[0]
-    return torch.ops.lstmgan.lstm_inference(x, W_x, W_h, b)
+    if not _needs_grad(x, W_x, W_h, b):
+        return torch.ops.lstmgan.lstm_inference(x, W_x, W_h, b)
+    if segment and segment < x.shape[1]:
+        return torch.ops.lstmgan.lstm_forward_checkpointed(x, W_x, W_h, b, segment)[0]
+    return torch.ops.lstmgan.lstm_forward(x, W_x, W_h, b)[0]
 
 
 def compiled_rnn(x, W_x, W_h, b):

@@ -48,6 +48,10 @@ class LSTM(RecurrentClassifier):
     through time), "per-gate" (the equations above, one gate at a time, with autograd), or
     "auto" (compiled on CPU where it builds, else eager). All agree to float precision.
 
+    `bptt_segment` k (compiled backend, training): checkpointed backpropagation through time,
+    keeping (c, h) every k steps and recomputing each segment's gates in the backward; memory
+    O(T/k + k) instead of O(T) for one more forward pass. None: every state is kept.
+
     Init: every weight and bias uniform in [-1/√H, 1/√H], as `torch.nn.LSTM` does;
     `forget_bias` (e.g. 1.0) then sets b_f to a constant so the cell starts by remembering,
     and `chrono_tmax` N instead draws chrono init (Tallec & Ollivier, ICLR 2018):
@@ -55,11 +59,15 @@ class LSTM(RecurrentClassifier):
     """
 
     def __init__(self, input_dim: int = 1, num_hidden: int = 128, num_classes: int = 10,
-                 forget_bias: float | None = None, backend: str = "auto", chrono_tmax: int | None = None):
+                 forget_bias: float | None = None, backend: str = "auto", chrono_tmax: int | None = None,
+                 bptt_segment: int | None = None):
         super().__init__(input_dim, num_hidden, num_classes, backend)
         if chrono_tmax is not None and (forget_bias is not None or chrono_tmax < 2):
             raise ValueError("chrono init needs T_max >= 2 and no constant forget_bias")
+        if bptt_segment is not None and bptt_segment < 1:
+            raise ValueError("bptt_segment must be a positive number of steps (or None)")
         self.forget_bias, self.chrono_tmax = forget_bias, chrono_tmax
+        self.bptt_segment = bptt_segment
         H, D = num_hidden, input_dim
         for gate in ("g", "i", "f", "o"):
             setattr(self, f"W_{gate}x", nn.Parameter(torch.empty(H, D)))
@@ -90,7 +98,7 @@ class LSTM(RecurrentClassifier):
         if backend == "per-gate":
             return self.forward_per_gate(x)
         if backend == "compiled":
-            return backends.compiled_lstm(x, *self.fused_weights())
+            return backends.compiled_lstm(x, *self.fused_weights(), segment=self.bptt_segment)
         return self.forward_fused(x)
 
     def forward_per_gate(self, x: torch.Tensor) -> torch.Tensor:

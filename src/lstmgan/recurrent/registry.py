@@ -82,10 +82,11 @@ def parameter_count(model: nn.Module) -> int:
 def _lstm(c) -> LSTM:
     chrono = chrono_tmax(c.forget_bias, c.input_length) if isinstance(c.forget_bias, str) else None
     return LSTM(c.input_dim, c.num_hidden, c.num_classes, forget_bias=None if chrono else c.forget_bias,
-                backend=c.backend, chrono_tmax=chrono)
+                backend=c.backend, chrono_tmax=chrono, bptt_segment=c.resolved_bptt_segment())
 
 
-register_model(ModelSpec("lstm", "LSTM", _lstm, ("forget_bias",), RECURRENCE_BACKENDS, LSTM.from_torch))
+register_model(ModelSpec("lstm", "LSTM", _lstm, ("forget_bias", "bptt_segment"), RECURRENCE_BACKENDS,
+                         LSTM.from_torch))
 register_model(ModelSpec("rnn", "RNN", lambda c: VanillaRNN(c.input_dim, c.num_hidden, c.num_classes, c.backend),
                          (), RECURRENCE_BACKENDS, VanillaRNN.from_torch))
 register_model(ModelSpec("gru", "GRU", lambda c: GRU(c.input_dim, c.num_hidden, c.num_classes, c.backend),

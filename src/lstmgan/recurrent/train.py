@@ -44,8 +44,9 @@ def train(config: PalindromeConfig | dict, out, resume: bool = False, progress: 
         state.load_state_dict(checkpoint)
     elif initial:
         model.load_state_dict(initial)
-    run.start(config, resolved_device=str(device), resolved_backend=backend, train_size=len(train_set),
-              test_size=len(test_set))
+    segment = config.resolved_bptt_segment() if config.model == "lstm" and backend == "compiled" else None
+    run.start(config, resolved_device=str(device), resolved_backend=backend, resolved_bptt_segment=segment,
+              train_size=len(train_set), test_size=len(test_set))
     if config.tensorboard:
         run.mirror_to_tensorboard("epoch", next_step=where.epoch)
 

@@ -22,6 +22,9 @@
 // Memory: the forward keeps the activated gates [T, B, 4H], c_0..c_T and h_0..h_T (tanh(c_t) is
 // recomputed in the backward instead of stored); the backward adds δa [T, B, 4H]. The saved
 // tensors are left as they were, so a graph kept with retain_graph=True can be run again.
+// Checkpointed BPTT (the *_checkpointed operators) keeps only (c, h) every k steps and recomputes
+// each segment in the backward: O(T/k + k) memory for one more forward pass. Inference keeps
+// nothing: its memory does not grow with T.
 //
 // Binding: the functions are registered as torch operators (`torch.ops.lstmgan.*`, schemas at the
 // end of this file), not as a Python module; backends.py adds their autograd formula and their
@@ -364,16 +367,17 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> lstm_backward(const Tensor& grad_h, c
   return {grad_input(grad_a, W_x, x, needs_grad_x), grad_W_x, grad_W_h, grad_b};
 }
 
-// Inference: h_T without storing the sequence (one [B, 4H] gate buffer and the states).
-Tensor lstm_inference(const Tensor& x_in, const Tensor& W_x_in, const Tensor& W_h_in, const Tensor& b_in) {
-  check_inputs(x_in, W_x_in, W_h_in, b_in, 4);
-  const Tensor x = x_in.contiguous(), W_x = W_x_in.contiguous(), W_h = W_h_in.contiguous(), b = b_in.contiguous();
+// The forward recurrence without storing the sequence (one [B, 4H] gate buffer and the states): h_T.
+// With `segment` k > 0 it also keeps the state (c, h) before every k-th step in saved_c, saved_h
+// [⌈T/k⌉, B, H]: all that checkpointed backpropagation through time needs of the forward.
+Tensor lstm_run(const Tensor& x, const Tensor& W_x, const Tensor& W_h, const Tensor& b, int64_t segment,
+                Tensor* saved_c, Tensor* saved_h) {
   const int64_t B = x.size(0), T = x.size(1), H = W_h.size(1);
   Tensor a = at::empty({B, 4 * H}, x.options());
   Tensor c = at::zeros({B, H}, x.options()), c_next = at::empty({B, H}, x.options());
   Tensor h = at::zeros({B, H}, x.options());
   const Tensor W_hT = W_h.t(), W_xT = W_x.t().contiguous();
-  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "lstm_inference", [&] {
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "lstm_run", [&] {
     FoldedInput<scalar_t> input;
     if (x.size(2) <= kMaxFoldedInput) input = input_term<scalar_t>(x, W_xT, b, a);
     over_row_blocks(B, [&](int64_t, int64_t begin, int64_t end) {
@@ -381,6 +385,12 @@ Tensor lstm_inference(const Tensor& x_in, const Tensor& W_x_in, const Tensor& W_
       scalar_t* cur = c.data_ptr<scalar_t>();
       scalar_t* next = c_next.data_ptr<scalar_t>();
       for (int64_t t = 0; t < T; ++t) {
+        if (segment > 0 && t % segment == 0) {                                    // a checkpoint: c_t, h_t
+          const int64_t k = t / segment, first = begin * H, last = end * H;
+          std::copy(cur + first, cur + last, (*saved_c)[k].data_ptr<scalar_t>() + first);
+          std::copy(h.data_ptr<scalar_t>() + first, h.data_ptr<scalar_t>() + last,
+                    (*saved_h)[k].data_ptr<scalar_t>() + first);
+        }
         if (input.x == nullptr) {                                                 // large input: its own GEMM
           at::addmm_out(a_rows, b, x.select(1, t).narrow(0, begin, end - begin), W_xT);
           if (t > 0) a_rows.addmm_(h_rows, W_hT);
@@ -394,6 +404,110 @@ Tensor lstm_inference(const Tensor& x_in, const Tensor& W_x_in, const Tensor& W_
     });
   });
   return h;
+}
+
+// Inference: h_T, memory independent of T.
+Tensor lstm_inference(const Tensor& x_in, const Tensor& W_x_in, const Tensor& W_h_in, const Tensor& b_in) {
+  check_inputs(x_in, W_x_in, W_h_in, b_in, 4);
+  return lstm_run(x_in.contiguous(), W_x_in.contiguous(), W_h_in.contiguous(), b_in.contiguous(), 0, nullptr,
+                  nullptr);
+}
+
+// Training forward for checkpointed BPTT: h_T and the states before steps 0, k, 2k, ... (c_0 = h_0 = 0).
+std::tuple<Tensor, Tensor, Tensor> lstm_forward_checkpointed(const Tensor& x_in, const Tensor& W_x_in,
+                                                             const Tensor& W_h_in, const Tensor& b_in,
+                                                             int64_t segment) {
+  check_inputs(x_in, W_x_in, W_h_in, b_in, 4);
+  TORCH_CHECK(segment >= 1, "the segment length must be at least 1");
+  const int64_t B = x_in.size(0), T = x_in.size(1), H = W_h_in.size(1), S = (T + segment - 1) / segment;
+  Tensor saved_c = at::empty({S, B, H}, x_in.options()), saved_h = at::empty({S, B, H}, x_in.options());
+  Tensor h_T = lstm_run(x_in.contiguous(), W_x_in.contiguous(), W_h_in.contiguous(), b_in.contiguous(), segment,
+                        &saved_c, &saved_h);
+  return {h_T, saved_c, saved_h};
+}
+
+// Checkpointed backward through time: segment by segment from the last, recompute the segment's
+// gates, cells and hiddens from its saved state (k steps of forward, in [k, B, 4H] and [k + 1, B, H]
+// buffers reused by every segment), then run the segment's backward and add its weight gradients.
+// Memory: O(T/k + k) states instead of O(T); time: one more forward pass.
+std::tuple<Tensor, Tensor, Tensor, Tensor> lstm_backward_checkpointed(
+    const Tensor& grad_h, const Tensor& x_in, const Tensor& W_x_in, const Tensor& W_h_in, const Tensor& b_in,
+    const Tensor& saved_c, const Tensor& saved_h, int64_t segment, bool needs_grad_x) {
+  TORCH_CHECK(segment >= 1, "the segment length must be at least 1");
+  const int64_t B = x_in.size(0), T = x_in.size(1), D = x_in.size(2), H = W_h_in.size(1), G = 4 * H;
+  const int64_t S = (T + segment - 1) / segment, K = std::min(segment, T);
+  check_backward_inputs(grad_h, x_in, W_x_in, W_h_in, 4, {{&saved_c, S, H}, {&saved_h, S, H}});
+  check_same_kind(x_in, {b_in});
+  TORCH_CHECK(b_in.dim() == 1 && b_in.size(0) == G, "b must be a vector of W_x's rows");
+  const Tensor x = x_in.contiguous(), W_x = W_x_in.contiguous(), W_h = W_h_in.contiguous(), b = b_in.contiguous();
+  const bool folded = D <= kMaxFoldedInput;
+  const Tensor W_hT = W_h.t(), W_xT = W_x.t().contiguous();
+  Tensor gates = at::empty({K, B, G}, x.options()), deltas = at::empty({K, B, G}, x.options());
+  Tensor cells = at::empty({K + 1, B, H}, x.options()), hiddens = at::empty({K + 1, B, H}, x.options());
+  Tensor dh = grad_h.contiguous().clone(), dc = at::zeros_like(dh);
+  const int64_t blocks = row_blocks(B);
+  Tensor input_sums = at::zeros({blocks, D + 1, G}, x.options());                 // per block: db, then dW_xᵀ
+  Tensor grad_W_h = at::zeros_like(W_h), grad_W_x = at::zeros_like(W_x), grad_b = at::zeros_like(b);
+  Tensor grad_x = needs_grad_x ? at::empty_like(x) : at::empty({0}, x.options());
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "lstm_backward_checkpointed", [&] {
+    FoldedInput<scalar_t> input;                                                  // reads x at the global step
+    if (folded) input = input_term<scalar_t>(x, W_xT, b, gates);
+    for (int64_t s = S - 1; s >= 0; --s) {
+      const int64_t t0 = s * segment, n = std::min(segment, T - t0);
+      cells[0].copy_(saved_c[s]);
+      hiddens[0].copy_(saved_h[s]);
+      const Tensor x_segment = x.narrow(1, t0, n);
+      if (!folded) {                                                              // W_x x_t + b of the segment
+        Tensor pre = gates.narrow(0, 0, n).view({-1, G});
+        at::addmm_out(pre, b, time_major(x_segment), W_xT);
+      }
+      over_row_blocks(B, [&](int64_t block, int64_t begin, int64_t end) {
+        for (int64_t j = 0; j < n; ++j) {                                          // recompute the segment
+          const int64_t t = t0 + j;
+          Tensor a = rows(gates[j], begin, end);
+          if (t > 0) {
+            if (folded) at::mm_out(a, rows(hiddens[j], begin, end), W_hT);
+            else a.addmm_(rows(hiddens[j], begin, end), W_hT);
+          }
+          lstm_gates_forward<scalar_t>(gates[j].data_ptr<scalar_t>(), cells[j].data_ptr<scalar_t>(),
+                                       cells[j + 1].data_ptr<scalar_t>(), hiddens[j + 1].data_ptr<scalar_t>(),
+                                       begin, end, H, t, t > 0, input);
+        }
+        InputGradients<scalar_t> input_grads;
+        if (folded) {
+          input_grads.db = input_sums[block].data_ptr<scalar_t>();
+          input_grads.dW_xT = input_grads.db + G;
+          input_grads.x = x.data_ptr<scalar_t>();
+          input_grads.D = D;
+          input_grads.T_len = T;
+        }
+        for (int64_t j = n - 1; j >= 0; --j) {                                     // its backward
+          const int64_t t = t0 + j;
+          lstm_gates_backward<scalar_t>(gates[j].data_ptr<scalar_t>(), deltas[j].data_ptr<scalar_t>(),
+                                        cells[j + 1].data_ptr<scalar_t>(), cells[j].data_ptr<scalar_t>(),
+                                        dh.data_ptr<scalar_t>(), dc.data_ptr<scalar_t>(), begin, end, H, t,
+                                        input_grads);
+          if (t > 0) {
+            Tensor dh_rows = rows(dh, begin, end);
+            at::mm_out(dh_rows, rows(deltas[j], begin, end), W_h);                 // dh_{t-1} = W_hᵀ δa_t
+          }
+        }
+      });
+      const Tensor delta_rows = deltas.narrow(0, 0, n).reshape({-1, G});
+      grad_W_h.addmm_(delta_rows.t(), hiddens.narrow(0, 0, n).reshape({-1, H}));  // Σ_t δa_t h_{t-1}ᵀ
+      if (!folded) {
+        grad_W_x.addmm_(delta_rows.t(), time_major(x_segment));
+        grad_b.add_(delta_rows.sum(0));
+      }
+      if (needs_grad_x) grad_x.narrow(1, t0, n).copy_(delta_rows.mm(W_x).view({n, B, D}).transpose(0, 1));
+    }
+  });
+  if (folded) {
+    const Tensor sums = input_sums.sum(0);                                       // blocks in a fixed order
+    grad_b = sums[0].clone();
+    grad_W_x = sums.narrow(0, 1, D).t().contiguous();
+  }
+  return {grad_x, grad_W_x, grad_W_h, grad_b};
 }
 
 // Vanilla RNN, h_t = tanh(W_x x_t + b + W_h h_{t-1}): returns h_T and all h_t [T, B, H].
@@ -482,6 +596,10 @@ TORCH_LIBRARY(lstmgan, m) {
   m.def("lstm_backward(Tensor grad_h, Tensor x, Tensor W_x, Tensor W_h, Tensor gates, Tensor cells, "
         "Tensor hiddens, bool needs_grad_x) -> (Tensor, Tensor, Tensor, Tensor)");
   m.def("lstm_inference(Tensor x, Tensor W_x, Tensor W_h, Tensor b) -> Tensor");
+  m.def("lstm_forward_checkpointed(Tensor x, Tensor W_x, Tensor W_h, Tensor b, int segment) "
+        "-> (Tensor, Tensor, Tensor)");
+  m.def("lstm_backward_checkpointed(Tensor grad_h, Tensor x, Tensor W_x, Tensor W_h, Tensor b, Tensor saved_c, "
+        "Tensor saved_h, int segment, bool needs_grad_x) -> (Tensor, Tensor, Tensor, Tensor)");
   m.def("rnn_forward(Tensor x, Tensor W_x, Tensor W_h, Tensor b) -> (Tensor, Tensor)");
   m.def("rnn_backward(Tensor grad_h, Tensor x, Tensor W_x, Tensor W_h, Tensor hiddens, bool needs_grad_x) "
         "-> (Tensor, Tensor, Tensor, Tensor)");
@@ -492,6 +610,8 @@ TORCH_LIBRARY_IMPL(lstmgan, CPU, m) {
   m.impl("lstm_forward", &lstm_forward);
   m.impl("lstm_backward", &lstm_backward);
   m.impl("lstm_inference", &lstm_inference);
+  m.impl("lstm_forward_checkpointed", &lstm_forward_checkpointed);
+  m.impl("lstm_backward_checkpointed", &lstm_backward_checkpointed);
   m.impl("rnn_forward", &rnn_forward);
   m.impl("rnn_backward", &rnn_backward);
   m.impl("rnn_inference", &rnn_inference);
