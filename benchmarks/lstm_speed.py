@@ -9,12 +9,14 @@ is measured in a fresh subprocess per implementation (the rise of the resident-s
 
     python benchmarks/lstm_speed.py --threads 1
     python benchmarks/lstm_speed.py --threads 2
+    python benchmarks/lstm_speed.py --threads 2 --only-long --long 10000
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import subprocess
 import sys
@@ -100,30 +102,57 @@ def measure(builders: dict, x, y, rounds: int, steps: int, train: bool, hidden: 
 
 
 PEAK_PROBE = """
-import json, sys, torch, torch.nn.functional as F
+import json, sys, time, torch, torch.nn.functional as F
 sys.path[:0] = {path!r}
 from benchmarks.lstm_speed import torch_lstm, ours, training_step
 from lstmgan.recurrent import LSTM
 torch.set_num_threads({threads})
-build = torch_lstm if {name!r} == "torch.nn.LSTM" else ours(LSTM, {name!r})
-forward, params = build(1, 128, 10)
-x, y = torch.randn(100, {T}, 1), torch.randint(0, 10, (100,))
+name, T, D, segment = {name!r}, {T}, {input_dim}, {segment}
+build = torch_lstm if name == "torch.nn.LSTM" else ours(LSTM, "compiled" if segment else name)
+forward, params = build(D, 128, 10)
+if segment:
+    forward.bptt_segment = segment
+x = F.one_hot(torch.randint(10, (100, T)), 10).float() if D == 10 else torch.randn(100, T, 1)
+y = torch.randint(0, 10, (100,))
 optimizer = torch.optim.Adam(params)
 training_step(forward, params, x, y, optimizer)       # allocator and optimizer state warm
 open("/proc/self/clear_refs", "w").write("5")        # reset the resident-set high-water mark
 def high_water():
     return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")) / 1024
 before = high_water()
+start = time.perf_counter()
 training_step(forward, params, x, y, optimizer)
-print(json.dumps(high_water() - before))
+print(json.dumps({{"mb": high_water() - before, "s": time.perf_counter() - start}}))
 """
 
 
-def peak_memory_mb(name: str, T: int, threads: int) -> float | None:
-    """Rise of the resident-set high-water mark during one training step (Linux), in a fresh process."""
-    code = PEAK_PROBE.format(path=sys.path[:1] + ["."], threads=threads, name=name, T=T)
+def peak_memory(name: str, T: int, threads: int, input_dim: int = 1, segment: int = 0) -> dict | None:
+    """{"mb": rise of the resident-set high-water mark during one training step (Linux), "s": its time},
+    in a fresh process; `segment` k: our compiled kernel with checkpointed BPTT."""
+    code = PEAK_PROBE.format(path=sys.path[:1] + ["."], threads=threads, name=name, T=T, input_dim=input_dim,
+                             segment=segment)
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     return json.loads(done.stdout) if done.returncode == 0 else None
+
+
+def peak_memory_mb(name: str, T: int, threads: int) -> float | None:
+    result = peak_memory(name, T, threads)
+    return result["mb"] if result else None
+
+
+def long_sequences(T: int, threads: int) -> None:
+    """Peak memory and time of one training step at a long T: torch, our kernel, our kernel checkpointed."""
+    k = math.ceil(math.sqrt(T))
+    runs = {"torch.nn.LSTM": peak_memory("torch.nn.LSTM", T, threads, 10),
+            "compiled": peak_memory("compiled", T, threads, 10),
+            f"compiled, checkpointed (k = {k})": peak_memory("compiled", T, threads, 10, segment=k)}
+    ref, unsegmented = runs["torch.nn.LSTM"], runs["compiled"]
+    print(f"\nOne training step at T = {T} (batch 100, hidden 128, one-hot input_dim 10; fresh process each; "
+          "memory: rise of the resident high-water mark):\n")
+    print(table(["implementation", "peak MB", "/ torch", "step s", "/ torch", "/ compiled"],
+                [[name, f"{r['mb']:.0f}", f"**{r['mb'] / ref['mb']:.3f}**", f"{r['s']:.2f}", f"{r['s'] / ref['s']:.2f}",
+                  f"**{r['s'] / unsegmented['s']:.2f}**"] if r else [name, "n/a", "—", "—", "—", "—"]
+                 for name, r in runs.items()]))
 
 
 def table(header: list[str], rows: list[list[str]]) -> str:
@@ -140,6 +169,10 @@ def main():
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--skip-per-gate-from", type=int, default=1000, help="leave the slow per-gate path out "
                         "from this T on")
+    parser.add_argument("--long", type=int, nargs="*", default=[], metavar="T",
+                        help="also measure one training step at these long T: peak memory and time of torch, the "
+                             "kernel and the kernel with checkpointed BPTT")
+    parser.add_argument("--only-long", action="store_true", help="measure only the --long lengths")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -148,6 +181,10 @@ def main():
     print(f"torch {torch.__version__}, {threads} thread(s), batch {args.batch}, input_dim 1, median of "
           f"{args.rounds} interleaved rounds; CPU capability {torch.backends.cpu.get_cpu_capability()}\n")
 
+    if args.only_long:
+        for T in args.long:
+            long_sequences(T, threads)
+        return
     rows = []
     for T in args.lengths:
         x, y = torch.randn(args.batch, T, 1), torch.randint(0, 10, (args.batch,))
@@ -202,6 +239,8 @@ def main():
     print(table(["implementation", "MB", "/ torch"],
                 [[name, f"{mb:.0f}" if mb is not None else "n/a",
                   f"{mb / ref:.2f}" if mb is not None and ref else "—"] for name, mb in peaks.items()]))
+    for T in args.long:
+        long_sequences(T, threads)
 
 
 if __name__ == "__main__":
