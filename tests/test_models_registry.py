@@ -118,6 +118,10 @@ def test_model_specific_options_are_refused_where_they_do_not_apply(tmp_path):
     for args, message in ((["--model", "rnn", "--forget-bias", "1"], "--forget-bias does not apply to --model rnn"),
                           (["--model", "gru", "--backend", "compiled"], "has no such backend"),
                           (["--model", "lstm", "--position", "rope"], "--position does not apply"),
+                          (["--model", "transformer", "--backend", "compiled"], "has no such backend"),
+                          (["--model", "transformer", "--forget-bias", "1"], "--forget-bias does not apply"),
+                          (["--model", "lru", "--num-heads", "2"], "--num-heads does not apply"),
+                          (["--model", "transformer", "--num-hidden", "30"], "must be a multiple of --num-heads"),
                           (["--model", "nope"], "--model must be one of")):
         done = cli("palindrome", "train", *args, "--out", tmp_path / "run")
         assert done.returncode == 2 and done.stderr.count("\n") == 1 and message in done.stderr, done.stderr
@@ -130,3 +134,30 @@ def test_the_gru_learns_t10_to_99_percent_held_out(tmp_path):
                               device="cpu")
     summary = train(config, tmp_path / "run", progress=False)
     assert summary["final_test_accuracy"] >= 0.99          # chance is 0.10
+
+
+BUILT_IN = ["lstm", "rnn", "gru", "transformer", "lru"]
+
+
+def tiny(model, **kw):
+    """A few steps of any built-in model at small sizes (the transformer's heads must divide its width)."""
+    own = {"transformer": {"num_heads": 2}}.get(model, {})
+    return PalindromeConfig(**{"model": model, "input_length": 6, "input_dim": 10, "num_hidden": 8, "data_size": 300,
+                               "batch_size": 50, "learning_rate": 0.01, "max_epoch": 3, "device": "cpu", **own, **kw})
+
+
+@pytest.mark.parametrize("model", [m for m in BUILT_IN if m in REGISTRY])
+def test_every_model_resumes_bit_identically_reloads_and_evaluates(tmp_path, model):
+    config = tiny(model)
+    train(config, tmp_path / "straight", progress=False)
+    train({**config.to_dict(), "max_epoch": 1}, tmp_path / "split", progress=False)
+    train({"max_epoch": 3}, tmp_path / "split", resume=True, progress=False)
+    a = load_checkpoint(tmp_path / "straight" / "checkpoints" / "last.pt")
+    b = load_checkpoint(tmp_path / "split" / "checkpoints" / "last.pt")
+    assert type(a.model) is type(REGISTRY[model].build(config))
+    assert all(torch.equal(a.model.state_dict()[k], v) for k, v in b.model.state_dict().items())
+    assert (tmp_path / "straight" / "metrics.csv").read_text() == (tmp_path / "split" / "metrics.csv").read_text()
+    done = cli("palindrome", "evaluate", "--checkpoint", tmp_path / "split" / "checkpoints" / "last.pt", "--n", "200")
+    assert done.returncode == 0, done.stderr
+    scores = json.loads(done.stdout)
+    assert scores["model"] == model and scores["n"] == 200

@@ -18,8 +18,10 @@ from torch import nn
 
 from ..errors import UsageError
 from .gru import GRU
+from .lru import LRU
 from .lstm import LSTM, chrono_tmax
 from .rnn import VanillaRNN
+from .transformer import Transformer
 
 RECURRENCE_BACKENDS = ("compiled", "eager", "per-gate")
 
@@ -79,6 +81,15 @@ def parameter_count(model: nn.Module) -> int:
 
 # ---------------------------------------------------------------- the models
 
+def _transformer_check(c) -> str | None:
+    if c.num_hidden % c.num_heads:
+        return f"--num-hidden {c.num_hidden} must be a multiple of --num-heads {c.num_heads} for the transformer"
+    if c.position == "rope" and (c.num_hidden // c.num_heads) % 2:
+        return (f"--position rope rotates pairs: --num-hidden / --num-heads must be even "
+                f"(got {c.num_hidden // c.num_heads})")
+    return None
+
+
 def _lstm(c) -> LSTM:
     chrono = chrono_tmax(c.forget_bias, c.input_length) if isinstance(c.forget_bias, str) else None
     return LSTM(c.input_dim, c.num_hidden, c.num_classes, forget_bias=None if chrono else c.forget_bias,
@@ -91,3 +102,8 @@ register_model(ModelSpec("rnn", "RNN", lambda c: VanillaRNN(c.input_dim, c.num_h
                          (), RECURRENCE_BACKENDS, VanillaRNN.from_torch))
 register_model(ModelSpec("gru", "GRU", lambda c: GRU(c.input_dim, c.num_hidden, c.num_classes, c.backend),
                          (), ("eager", "per-gate"), GRU.from_torch))
+register_model(ModelSpec("transformer", "Transformer", lambda c: Transformer(
+    c.input_dim, c.num_hidden, c.num_classes, c.num_layers, c.num_heads, c.position),
+    ("num_layers", "num_heads", "position"), check=_transformer_check))
+register_model(ModelSpec("lru", "LRU", lambda c: LRU(c.input_dim, c.num_hidden, c.num_classes, c.num_layers),
+                         ("num_layers",)))
