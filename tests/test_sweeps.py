@@ -1,7 +1,9 @@
 """Acceptance (studies on Ray): the same tables as the local engine, fault tolerance, clean errors."""
 
+import contextlib
 import csv
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -76,8 +78,11 @@ def test_a_sweep_joins_a_running_ray_head(tmp_path, monkeypatch):
     ray_bin = shutil.which("ray") or os.path.join(os.path.dirname(sys.executable), "ray")
     port = free_port()
     temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")        # Ray's socket paths must stay short
-    # a loopback-only head for this test: no token needed (a real cluster keeps Ray's token auth on)
-    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    # a head as docs/distributed.md sets up a cluster: token auth on, the token given to the head and to the driver
+    # (this head, like any `ray start --head`, listens on all interfaces whatever --node-ip-address says)
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")
+    monkeypatch.setenv("RAY_AUTH_TOKEN", secrets.token_hex(32))
+    monkeypatch.delenv("RAY_AUTH_TOKEN_PATH", raising=False)
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
     started = subprocess.run([ray_bin, "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1",
                               "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats",
@@ -89,8 +94,28 @@ def test_a_sweep_joins_a_running_ray_head(tmp_path, monkeypatch):
         assert main(args + ["--engine", "ray", "--address", f"127.0.0.1:{port}", "--out", str(tmp_path / "sw")]) == 0
         assert len(table(tmp_path / "sw")) == 2
     finally:
-        subprocess.run([ray_bin, "stop", "--force"], capture_output=True, env=env, timeout=120)
+        stop_ray_head(temp, port)
         shutil.rmtree(temp, ignore_errors=True)
+
+
+def stop_ray_head(temp: str, port: int) -> None:
+    """Stop the head started with --temp-dir=`temp` --port=`port`, and only it (`ray stop` would stop every Ray of
+    this user): its processes name `temp` or `...:port` (the Ray Client server) on their command line; its workers
+    and agents are their children."""
+    import psutil
+
+    def of_this_head(args) -> bool:
+        return any(temp in arg or (arg.startswith("--") and arg.endswith(f":{port}")) for arg in args or ())
+
+    heads = [p for p in psutil.process_iter(["cmdline"]) if of_this_head(p.info["cmdline"])]
+    processes = {p.pid: p for head in heads for p in [head, *head.children(recursive=True)]}.values()
+    for p in processes:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            p.terminate()
+    _, alive = psutil.wait_procs(processes, timeout=30)
+    for p in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            p.kill()
 
 
 @pytest.mark.parametrize("extra, message", [
