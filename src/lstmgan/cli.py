@@ -185,6 +185,17 @@ def cmd_palindrome_evaluate(args):
                      indent=2))
 
 
+def cmd_palindrome_inspect(args):
+    from .recurrent.inspection import inspect_to_figure
+
+    result = inspect_to_figure(args.checkpoint, args.out, args.input_length, args.seed)
+    if args.json:
+        print(json.dumps(result, indent=1))
+    else:
+        print(f"{result['units_carrying']} of {result['num_hidden']} units carry the first digit at T = "
+              f"{result['input_length']} (R² >= 0.5); figure in {args.out}")
+
+
 def cmd_build_kernels(args):
     from .recurrent.backends import build_kernel
 
@@ -295,6 +306,15 @@ def build_parser() -> Parser:
     flag(p, "seed", type=int, default=12345, help="seed of the fresh palindromes")
     flag(p, "device", default="auto", help=DEVICE_HELP)
     p.set_defaults(handler=cmd_palindrome_evaluate)
+
+    p = subcommand(pal, "inspect", "draw how an LSTM (or RNN) holds the first digit: the units that carry it, their "
+                                   "cell state and gates over t, gate saturation")
+    add_checkpoint(p, "palindrome")
+    flag(p, "input-length", type=int, help="the length of the palindrome drawn (default: the trained T)")
+    flag(p, "seed", type=int, default=0, help="seed of the palindrome drawn (the held-out set uses its own)")
+    flag(p, "out", required=True, help="FIG.png")
+    flag(p, "json", action="store_true", help="also print the numbers behind the figure as JSON")
+    p.set_defaults(handler=cmd_palindrome_inspect)
 
     gan = parts.add_parser("gan", help="Part II: GAN on MNIST").add_subparsers(
         dest="command", required=True, metavar="{train,sweep,sample,interpolate,evaluate,export,train-classifier}")

@@ -116,6 +116,28 @@ class LSTM(RecurrentClassifier):
             h = torch.tanh(c) * o
         return h
 
+    @torch.no_grad()
+    def states(self, x: torch.Tensor, steps=None) -> dict[str, torch.Tensor]:
+        """The gates and states of every step (or of the 0-based `steps` alone) by the equations above:
+        {"i", "f", "o", "g", "c", "h"} -> [B, len(steps) or T, H]. For looking inside, not for training."""
+        x = as_sequence(x, self.input_dim)
+        keep = set(range(x.shape[1]) if steps is None else (int(t) for t in steps))
+        W_x, W_h, b = self.fused_weights()
+        H = self.num_hidden
+        h = x.new_zeros(x.shape[0], H)
+        c = torch.zeros_like(h)
+        kept: dict[str, list] = {k: [] for k in ("i", "f", "o", "g", "c", "h")}
+        for t in range(x.shape[1]):
+            a = torch.addmm(b, x[:, t], W_x.T).addmm_(h, W_h.T)
+            i, f, o = torch.sigmoid(a[:, :3 * H]).split(H, dim=1)
+            g = torch.tanh(a[:, 3 * H:])
+            c = g * i + c * f
+            h = torch.tanh(c) * o
+            if t in keep:
+                for name, value in zip(("i", "f", "o", "g", "c", "h"), (i, f, o, g, c, h)):
+                    kept[name].append(value)
+        return {name: torch.stack(values, 1) for name, values in kept.items()}
+
     def forward_fused(self, x: torch.Tensor) -> torch.Tensor:
         """h_T with fused gates; hand-written BPTT when gradients are needed."""
         x = as_sequence(x, self.input_dim)

@@ -40,6 +40,18 @@ class VanillaRNN(RecurrentClassifier):
             h = torch.tanh(x[:, t] @ self.W_hx.T + h @ self.W_hh.T + self.b_h)
         return h
 
+    @torch.no_grad()
+    def states(self, x: torch.Tensor, steps=None) -> dict[str, torch.Tensor]:
+        """The hidden state of every step (or of the 0-based `steps` alone): {"h": [B, len(steps) or T, H]}."""
+        x = as_sequence(x, self.input_dim)
+        keep = set(range(x.shape[1]) if steps is None else (int(t) for t in steps))
+        h, kept = x.new_zeros(x.shape[0], self.num_hidden), []
+        for t in range(x.shape[1]):
+            h = torch.tanh(torch.addmm(self.b_h, x[:, t], self.W_hx.T).addmm_(h, self.W_hh.T))
+            if t in keep:
+                kept.append(h)
+        return {"h": torch.stack(kept, 1)}
+
     def forward_fused(self, x: torch.Tensor) -> torch.Tensor:
         x = as_sequence(x, self.input_dim)
         if torch.is_grad_enabled() and (x.requires_grad or self.W_hh.requires_grad):

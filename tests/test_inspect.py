@@ -1,0 +1,73 @@
+"""Acceptance (a look inside): `palindrome inspect` draws and reports how a model holds the first digit."""
+
+import json
+
+import pytest
+import torch
+from PIL import Image
+
+from lstmgan.recurrent.inspection import explained_variance
+from lstmgan.recurrent.train import PalindromeConfig, train
+
+from conftest import cli
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A small LSTM and RNN that learn T = 6 (and so carry the first digit)."""
+    root = tmp_path_factory.mktemp("inspect")
+    for model in ("lstm", "rnn"):
+        train(PalindromeConfig(model=model, input_length=6, input_dim=10, num_hidden=24, data_size=4000,
+                               batch_size=100, learning_rate=0.01, max_epoch=8, patience=1, device="cpu"),
+              root / model, progress=False)
+    return root
+
+
+def test_explained_variance_is_one_for_a_digit_copy_and_zero_for_noise():
+    torch.manual_seed(0)
+    digits = torch.randint(10, (500,))
+    values = torch.stack([digits.float(), torch.randn(500)], 1)
+    r2 = explained_variance(values, digits, 10)
+    assert r2[0] == pytest.approx(1.0) and r2[1] < 0.05
+
+
+@pytest.mark.parametrize("model", ["lstm", "rnn"])
+def test_inspect_writes_a_figure_and_the_numbers_behind_it(trained, tmp_path, model):
+    checkpoint = trained / model / "checkpoints" / "last.pt"
+    done = cli("palindrome", "inspect", "--checkpoint", checkpoint, "--input-length", "12", "--seed", "3",
+               "--out", tmp_path / "fig.png", "--json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    width, height = Image.open(tmp_path / "fig.png").size
+    assert width > 1000 and height > 200
+    assert result["model"] == model and result["input_length"] == 12 and result["trained_input_length"] == 6
+    assert result["prediction"] == int(torch.tensor(result["probabilities"]).argmax())
+    assert abs(sum(result["probabilities"]) - 1) < 1e-4
+    state = "c" if model == "lstm" else "h"
+    assert len(result["trace"]["t"]) == 12 and len(result["trace"][state]) == len(result["carriers"])
+    # the model learned the task: its best carrier holds the digit at every step it was trained on
+    assert result["carrier_min_r2"][0] > 0.5 and result["units_carrying"] >= 1
+    assert len(result["decodability"]["t"]) == len(result["decodability"]["best_unit_r2"])
+    gates = ("i", "f", "o") if model == "lstm" else ("h",)
+    assert set(result["saturation"]) == set(gates)
+    for fractions in result["saturation"].values():
+        assert all(0 <= a + b <= 1 + 1e-9 for a, b in zip(fractions["left"], fractions["right"]))
+    if model == "lstm":
+        assert len(result["trace"]["f"]) == len(result["carriers"]) and "forget_gate" in result
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--input-length", "0"], "--input-length must be a positive integer"),
+    (["--checkpoint", "pretrained:mnist"], "this is a gan checkpoint"),
+    (["--checkpoint", "{tmp}/garbage.pt"], "not a plain lstmgan checkpoint"),
+    (["--out", "{tmp}/fig.jpg"], "must end in .png"),
+])
+def test_bad_inspect_input_is_one_line_exit_2(trained, tmp_path, args, message):
+    (tmp_path / "garbage.pt").write_bytes(b"not a checkpoint")
+    base = {"--checkpoint": str(trained / "lstm" / "checkpoints" / "last.pt"), "--out": str(tmp_path / "fig.png")}
+    given = dict(zip(args[::2], [a.format(tmp=tmp_path) for a in args[1::2]]))
+    flags = [item for pair in {**base, **given}.items() for item in pair]
+    done = cli("palindrome", "inspect", *flags)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
+    assert message in done.stderr
+    assert not (tmp_path / "fig.png").exists()
