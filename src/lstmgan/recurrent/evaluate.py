@@ -13,9 +13,15 @@ from .models import KIND
 from .palindrome import PalindromeDataset, num_palindromes, random_palindromes
 
 
+INPUT_FLOATS_PER_BATCH = 2 ** 25    # 128 MB of float32 input per scoring batch, whatever T is
+
+
 @torch.no_grad()
-def evaluate(model, dataset: PalindromeDataset, batch_size: int = 2000) -> tuple[float, float]:
-    """(mean cross-entropy, accuracy) over a dataset, in eval mode."""
+def evaluate(model, dataset: PalindromeDataset, batch_size: int | None = None) -> tuple[float, float]:
+    """(mean cross-entropy, accuracy) over a dataset, in eval mode; by default in batches of at most 2,000
+    sequences and 128 MB of encoded input (so scoring at T = 100,000 stays small)."""
+    if batch_size is None:
+        batch_size = max(1, min(2000, INPUT_FLOATS_PER_BATCH // (dataset.input_length * dataset.input_dim)))
     was_training = model.training
     model.eval()
     loss_sum, correct = 0.0, 0
