@@ -1,3 +1,4 @@
+import functools
 import gzip
 import os
 import subprocess
@@ -10,7 +11,6 @@ import torch
 import torch.utils.cpp_extension
 
 ROOT = Path(__file__).resolve().parents[1]
-MNIST_DIR = (ROOT / ".." / "shared" / "data" / "mnist").resolve()
 
 # One thread keeps CPU results reproducible and leaves room for anything running beside the tests.
 torch.set_num_threads(1)
@@ -19,18 +19,58 @@ torch.set_num_threads(1)
 os.environ.setdefault("TORCH_EXTENSIONS_DIR", torch.utils.cpp_extension.get_default_build_root())
 
 
+@functools.cache
+def real_mnist() -> Path | None:
+    """Real MNIST where the package itself finds it ($LSTMGAN_DATA_DIR, the user's cache, ../shared/data/mnist
+    beside the working directory), or None. Resolved once, from the user's own environment: the first call comes
+    from pytest_configure, before any test's fixture has changed XDG_CACHE_HOME or LSTMGAN_DATA_DIR."""
+    from lstmgan.errors import UsageError
+    from lstmgan.gan.mnist import locate
+
+    try:
+        return locate("mnist", download=False).resolve()
+    except UsageError:
+        return None
+
+
+def how_to_provide_mnist() -> str:
+    from lstmgan.gan.mnist import cache_dir
+
+    return (f"MNIST not found: tests that need it are skipped. Provide it with `lstmgan data fetch mnist` "
+            f"(or put the four IDX .gz files in {cache_dir('mnist')}, or set LSTMGAN_DATA_DIR=DIR)")
+
+
+def pytest_configure(config):
+    real_mnist()
+
+
+def pytest_report_header(config):
+    found = real_mnist()
+    return f"mnist: {found}" if found else None
+
+
+def pytest_terminal_summary(terminalreporter):
+    # the summary, unlike the header, shows under the project's default -q
+    if real_mnist() is None:
+        terminalreporter.write_line(how_to_provide_mnist())
+
+
 @pytest.fixture(scope="session")
 def mnist_dir() -> Path:
-    if not (MNIST_DIR / "train-images-idx3-ubyte.gz").is_file():
-        pytest.fail(f"real MNIST is expected at {MNIST_DIR}")
-    return MNIST_DIR
+    found = real_mnist()
+    if found is None:
+        pytest.skip(how_to_provide_mnist())
+    return found
 
 
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path, monkeypatch):
-    """No test reads or writes the user's cache; MNIST comes from the shared folder."""
+    """No test reads or writes the user's cache; MNIST comes from where the session found it."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setenv("LSTMGAN_DATA_DIR", str(MNIST_DIR))
+    if real_mnist() is None:
+        monkeypatch.delenv("LSTMGAN_DATA_DIR", raising=False)
+    else:
+        monkeypatch.setenv("LSTMGAN_DATA_DIR", str(real_mnist()))
     monkeypatch.setenv("LSTMGAN_MIRRORS", "http://127.0.0.1:9/")   # never the internet
 
 

@@ -14,18 +14,18 @@ from lstmgan.gan.train import train as train_gan
 from lstmgan.recurrent import PalindromeConfig
 from lstmgan.recurrent.train import train as train_palindrome
 
-from conftest import MNIST_DIR, cli, snapshot_tree
+from conftest import cli, snapshot_tree
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    """Existing data a mistaken command must not touch: runs of both kinds and odd files."""
+def world(tmp_path_factory, mnist_dir):
+    """Existing data a mistaken command must not touch: runs of both kinds and odd files (the GAN runs need MNIST)."""
     root = tmp_path_factory.mktemp("world")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         train_palindrome(PalindromeConfig(input_length=4, data_size=300, max_epoch=1, num_hidden=8, device="cpu"),
                          root / "pal", progress=False)
-    gan = GANConfig(max_iterations=3, save_interval=3, log_interval=1, device="cpu", data_dir=str(MNIST_DIR),
+    gan = GANConfig(max_iterations=3, save_interval=3, log_interval=1, device="cpu", data_dir=str(mnist_dir),
                     snapshot_interval=0)
     train_gan(gan, root / "gan", progress=False)
     train_gan(GANConfig(**{**gan.__dict__, "conditional": True}), root / "cgan", progress=False)
@@ -39,7 +39,7 @@ def world(tmp_path_factory):
     future = dict(bad, format_version=99)
     torch.save(future, root / "future.pt")
     corrupt = root / "corrupt-mnist"
-    shutil.copytree(MNIST_DIR, corrupt)
+    shutil.copytree(mnist_dir, corrupt)
     blob = gzip.decompress((corrupt / "train-labels-idx1-ubyte.gz").read_bytes())
     (corrupt / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(blob[:-7]))
     (root / "notes.txt").write_text("keep me")
@@ -65,7 +65,7 @@ CASES = [
     (["palindrome", "train", "--portion-train", "1.5"], "--portion-train must be strictly between 0 and 1"),
     (["palindrome", "train", "--input-dim", "5"], "--input-dim must be 1"),
     (["palindrome", "train", "--num-classes", "1"], "--num-classes must be an integer >= 2"),
-    (["palindrome", "train", "--model", "gru"], "--model must be one of lstm, rnn (got 'gru')"),
+    (["palindrome", "train", "--model", "lstn"], "--model must be one of lstm, rnn, gru, transformer, lru"),
     (["palindrome", "train", "--device", "tpu"], "is not a device"),
     (["palindrome", "train", "--device", "cuda:7"], "--device cuda:7: CUDA is not available on this machine"),
     (["palindrome", "train", "--patience", "-1"], "--patience must be 0 or a positive integer"),
@@ -90,7 +90,7 @@ CASES = [
     (["palindrome", "evaluate", "--checkpoint", "{root}/garbage.pt"], "not a readable checkpoint"),
     (["palindrome", "evaluate", "--checkpoint", "{root}/" + P, "--n", "0"], "--n must be a positive integer"),
     (["palindrome", "sweep", "--lengths", "0", "--out", "{root}/sw"], "--input-length must be a positive"),
-    (["palindrome", "sweep", "--models", "gru", "--out", "{root}/sw"], "invalid choice"),
+    (["palindrome", "sweep", "--models", "lstn", "--out", "{root}/sw"], "invalid choice"),
     (["palindrome", "sweep", "--jobs", "0", "--out", "{root}/sw"], "--jobs must be a positive integer"),
     (["palindrome", "sweep", "--out", "{root}/pal"], "already exists and is not empty"),
     (["palindrome", "sweep", "--out", "{root}/pal", "--resume"], "holds no sweep to resume"),

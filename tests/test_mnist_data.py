@@ -1,4 +1,5 @@
-"""Acceptance: the IDX reader validates everything; fetch verifies checksums and leaves no partial file."""
+"""Acceptance: the IDX reader validates everything; the lookup finds the data where the docs say; fetch verifies
+checksums, leaves no partial file, and downloads nothing when the data is already there."""
 
 import gzip
 import hashlib
@@ -13,7 +14,7 @@ import pytest
 from lstmgan.errors import UsageError
 from lstmgan.gan import mnist
 
-from conftest import cli, idx_bytes, snapshot_tree
+from conftest import cli, idx_bytes, snapshot_tree, write_idx_set
 
 OFFICIAL_TRAIN = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 OFFICIAL_TEST = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
@@ -145,6 +146,7 @@ def test_fetch_refuses_a_corrupted_download_and_leaves_nothing(mirror, tmp_path)
 def test_training_downloads_into_the_cache_when_missing(mirror, tmp_path, monkeypatch):
     _, url = mirror
     monkeypatch.delenv("LSTMGAN_DATA_DIR")
+    monkeypatch.chdir(tmp_path)         # no ../shared/data/mnist beside the working directory either
     monkeypatch.setenv("LSTMGAN_MIRRORS", url)
     data = mnist.load("mnist", "test")
     assert len(data) == 10000 and (tmp_path / "cache" / "lstmgan" / "mnist").is_dir()
@@ -152,7 +154,7 @@ def test_training_downloads_into_the_cache_when_missing(mirror, tmp_path, monkey
 
 def test_offline_error_names_the_files_and_the_folder(tmp_path):
     done = cli("gan", "train", "--out", tmp_path / "run", env={"LSTMGAN_DATA_DIR": "", "XDG_CACHE_HOME":
-                                                                str(tmp_path / "empty-cache")})
+                                                                str(tmp_path / "empty-cache")}, cwd=tmp_path)
     assert done.returncode == 2 and done.stderr.count("\n") == 1
     for stem in mnist.FILES:
         assert stem in done.stderr
@@ -164,3 +166,65 @@ def test_checksums_table_matches_the_shared_files(mnist_dir):
     for stem in mnist.FILES:
         digest = hashlib.sha256(gzip.decompress((mnist_dir / f"{stem}.gz").read_bytes())).hexdigest()
         assert digest == mnist.DATASETS["mnist"]["sha256"][stem]
+
+
+# ---- where the data is found, and `lstmgan data fetch` when it already is
+
+def write_mnist_like(folder: Path) -> Path:
+    """Both splits of synthetic MNIST-format files: enough for the lookup, which wants all four."""
+    write_idx_set(folder, n=16, split="train")
+    return write_idx_set(folder, n=16, split="test")
+
+
+@pytest.fixture
+def workspace(tmp_path, monkeypatch):
+    """A clone with nothing beside it, run from inside it, with no $LSTMGAN_DATA_DIR and an empty cache."""
+    clone = tmp_path / "workspace" / "clone"
+    clone.mkdir(parents=True)
+    monkeypatch.chdir(clone)
+    monkeypatch.delenv("LSTMGAN_DATA_DIR", raising=False)   # unset already without MNIST
+    return clone
+
+
+def test_lookup_finds_the_env_dir_first(workspace, tmp_path, monkeypatch):
+    env_dir = write_mnist_like(tmp_path / "elsewhere" / "mnist")
+    write_mnist_like(tmp_path / "cache" / "lstmgan" / "mnist")
+    monkeypatch.setenv("LSTMGAN_DATA_DIR", str(env_dir.parent))       # DIR/mnist counts as DIR
+    assert mnist.locate("mnist", download=False) == env_dir
+
+
+def test_lookup_finds_the_cache_before_the_shared_sibling(workspace, tmp_path):
+    cached = write_mnist_like(tmp_path / "cache" / "lstmgan" / "mnist")      # conftest's XDG_CACHE_HOME
+    write_mnist_like(workspace.parent / "shared" / "data" / "mnist")
+    assert mnist.locate("mnist", download=False) == cached
+
+
+def test_lookup_finds_the_shared_sibling_of_the_working_directory(workspace):
+    sibling = write_mnist_like(workspace.parent / "shared" / "data" / "mnist")
+    assert mnist.locate("mnist", download=False) == sibling and sibling.is_absolute()
+    assert len(mnist.load("mnist", "test")) == 16
+
+
+def test_data_dir_stays_strict_when_the_sibling_has_the_data(workspace, tmp_path):
+    write_mnist_like(workspace.parent / "shared" / "data" / "mnist")
+    with pytest.raises(UsageError, match="files not found there"):
+        mnist.locate("mnist", data_dir=tmp_path / "empty")
+
+
+def test_fetch_downloads_nothing_when_the_lookup_finds_the_data(tmp_path):
+    found = write_mnist_like(tmp_path / "data")
+    before = snapshot_tree(tmp_path)
+    done = cli("data", "fetch", "mnist", env={"LSTMGAN_DATA_DIR": str(found)}, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [f"mnist is already in {found}; nothing downloaded "
+                                        f"(--dir DIR downloads a copy there)"]
+    assert snapshot_tree(tmp_path) == before and not (tmp_path / "cache").exists()
+
+
+def test_fetch_without_data_or_network_says_how_in_one_line(tmp_path):
+    # conftest points LSTMGAN_MIRRORS at a closed port; no data in $LSTMGAN_DATA_DIR, the cache or beside cwd
+    done = cli("data", "fetch", "mnist", env={"LSTMGAN_DATA_DIR": ""}, cwd=tmp_path)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert "download failed" in done.stderr and "LSTMGAN_DATA_DIR" in done.stderr
+    assert str(tmp_path / "cache" / "lstmgan" / "mnist") in done.stderr

@@ -18,7 +18,7 @@ def test_shipped_generators_are_registered_and_small():
         assert path.is_file() and path.stat().st_size < 5_000_000       # fp16 generator only (fp32: 7-8 MB)
 
 
-def test_notebook_executes_without_errors(tmp_path, monkeypatch):
+def test_notebook_executes_without_errors(tmp_path, monkeypatch, mnist_dir):   # it scores against real MNIST
     monkeypatch.setenv("OMP_NUM_THREADS", "1")       # the kernel inherits this process's environment
     nb = nbformat.read(NOTEBOOK, as_version=4)
     assert any(cell.get("outputs") for cell in nb.cells if cell.cell_type == "code"), "saved without outputs"

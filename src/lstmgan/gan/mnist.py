@@ -1,12 +1,20 @@
 """MNIST-like data sets (MNIST, Fashion-MNIST) from the four standard IDX files.
 
 The reader validates everything it reads (gzip stream, magic number, dimensions, record
-counts, images vs labels) and loads a whole split as one uint8 tensor. Files are looked
-up in `--data-dir`, then `$LSTMGAN_DATA_DIR` (each as the folder itself, DIR/NAME, or
-torchvision's DIR/MNIST/raw), then the user cache (and, for Fashion-MNIST, Debian's
-`/usr/share/datasets/fashion-mnist`); only the files of the split asked for are needed.
-Missing files are downloaded from public mirrors into the cache and verified by the
-SHA-256 of their uncompressed bytes (mirrors recompress, the data stays the same).
+counts, images vs labels) and loads a whole split as one uint8 tensor.
+
+Where the files are looked for, in order (only the files of the split asked for are needed):
+
+1. `--data-dir DIR`, if given, and nowhere else: an explicit folder must hold the data;
+2. `$LSTMGAN_DATA_DIR` (like DIR, as the folder itself, DIR/NAME, or torchvision's DIR/MNIST/raw);
+3. the user cache, `$XDG_CACHE_HOME/lstmgan/NAME` (default `~/.cache/lstmgan/NAME`);
+4. system folders (for Fashion-MNIST, Debian's `/usr/share/datasets/fashion-mnist`);
+5. `../shared/data/NAME` relative to the current working directory, where that folder exists:
+   a workspace that keeps one read-only copy of the data beside several clones.
+
+When none holds them, the missing files are downloaded from public mirrors into the cache
+and verified by the SHA-256 of their uncompressed bytes (mirrors recompress, the data
+stays the same).
 """
 
 from __future__ import annotations
@@ -162,7 +170,20 @@ def candidate_dirs(name: str, data_dir=None) -> list[Path]:
         found += layouts(Path(env), name)
     found.append(cache_dir(name))
     found += [Path(p) for p in _dataset(name)["system_dirs"]]
+    sibling = shared_sibling_dir(name)
+    if sibling is not None and sibling.is_dir():
+        found.append(sibling)
     return found
+
+
+def shared_sibling_dir(name: str) -> Path | None:
+    """`../shared/data/NAME` from the working directory: last in the lookup, so a user's own copy wins.
+
+    None when the working directory itself is gone (a deleted folder has no siblings to look at)."""
+    try:
+        return Path.cwd().parent / "shared" / "data" / name
+    except FileNotFoundError:
+        return None
 
 
 def locate(name: str = "mnist", data_dir=None, download: bool = True, splits=tuple(SPLITS)) -> Path:

@@ -12,7 +12,6 @@ from .config import PalindromeConfig
 from .models import KIND
 from .palindrome import PalindromeDataset, num_palindromes, random_palindromes
 
-
 INPUT_FLOATS_PER_BATCH = 2 ** 25    # 128 MB of float32 input per scoring batch, whatever T is
 
 
