@@ -21,7 +21,7 @@ from lstmgan.recurrent import PalindromeConfig, build_model
 from lstmgan.recurrent.registry import parameter_count
 
 # the study's sizes: width (and layers) that put each model within 2x of the LSTM's ~72k parameters
-STUDY_SIZES = {"lstm": "128", "rnn": "128", "gru": "128", "transformer": "64:2", "lru": "96:2"}
+STUDY_SIZES = {"lstm": "128", "rnn": "200", "gru": "128", "transformer": "64:2", "lru": "64:2"}
 
 
 def build(model: str, size: str) -> torch.nn.Module:
