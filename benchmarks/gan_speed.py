@@ -7,7 +7,8 @@ Both train the seed's architecture on real MNIST, side by side in one process:
   PIL), a discriminator ending in Sigmoid with `nn.BCELoss`, default Adam; the loop of
   the course code / PyTorch-GAN's gan.py.
 * ours: the package's loop: the uint8 data set on the device, batches drawn by index,
-  its D and G steps (one D pass over real+fake, no D weight-gradients in the G step,
+  its D and G steps (D passes over real and fake as two batches since the conv architecture
+  came, measured below with the earlier single pass; no D weight-gradients in the G step,
   logits BCE) with fused Adam.
 
     python benchmarks/gan_speed.py --data-dir ../shared/data/mnist

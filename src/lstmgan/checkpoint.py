@@ -141,6 +141,15 @@ def _is_state_dict(obj) -> bool:
 
 def load_state(module: torch.nn.Module, state: dict, path, what: str = "model") -> None:
     """`load_state_dict` with a clear one-line error when names or shapes disagree."""
+    check_state(module, state, path, what)
+    # fp16 state dicts (the shipped generators) load into the model's own dtype
+    module.load_state_dict({name: state[name].to(tensor.dtype) for name, tensor in module.state_dict().items()})
+
+
+def check_state(module: torch.nn.Module, state, path, what: str = "model") -> None:
+    """UsageError (one line) unless `state` has exactly the names, shapes and kinds of `module`'s state dict."""
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise UsageError(f"{path}: holds no {what} weights")
     expected = module.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -154,8 +163,6 @@ def load_state(module: torch.nn.Module, state: dict, path, what: str = "model") 
         if state[name].is_floating_point() != tensor.is_floating_point():
             raise UsageError(f"{path}: {what} weight {name} has dtype {state[name].dtype}, "
                              f"the model needs {tensor.dtype}")
-    # fp16 state dicts (the shipped generators) load into the model's own dtype
-    module.load_state_dict({name: state[name].to(tensor.dtype) for name, tensor in expected.items()})
 
 
 # ------------------------------------------------------------------ safetensors

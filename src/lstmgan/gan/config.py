@@ -13,9 +13,11 @@ from ..config import (
     POSITIVE,
     POSITIVE_INT,
     Config,
+    Rule,
     one_of,
     option,
 )
+from .architectures import REGISTRY, architecture_names
 from .mnist import DATASETS, NUM_CLASSES, TRAIN_SIZE
 
 MAX_CLUSTERS = 1000
@@ -35,9 +37,12 @@ class GANConfig(Config):
     b2: float = option(0.999, "Adam beta2", FRACTION)
     latent_dim: int = option(100, "size of z", POSITIVE_INT)
     save_interval: int = option(500, "iterations between sample grids and checkpoints", POSITIVE_INT)
+    arch: str = option("mlp", "the networks: " + ", ".join(f"{a.name} ({a.title})" for a in REGISTRY.values()),
+                       Rule(lambda v: isinstance(v, str), "a name"), metavar="{" + ",".join(architecture_names()) + "}")
     conditional: bool = option(False, "condition both networks on the digit label (cGAN)", BOOLEAN)
     dataset: str = option("mnist", " or ".join(DATASETS), one_of(*DATASETS))
-    data_dir: str | None = option(None, "folder with the IDX files (else $LSTMGAN_DATA_DIR, then the cache)",
+    data_dir: str | None = option(None, "folder with the IDX files (else $LSTMGAN_DATA_DIR, the cache, "
+                                        "../shared/data/mnist)",
                                   OPTIONAL_TEXT, changeable=True, metavar="DIR")
     seed: int = option(0, "seed of the init, the noise and the batch order", INTEGER)
     device: str = option("auto", "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps", changeable=True)
@@ -65,6 +70,7 @@ class GANConfig(Config):
                                BOOLEAN, changeable=True)
 
     def check(self) -> None:
+        self.need(self.arch in REGISTRY, "arch", "one of " + ", ".join(REGISTRY))
         self.need(self.val_size < TRAIN_SIZE, "val_size", f"below the {TRAIN_SIZE} training images")
         self.need(self.batch_size <= TRAIN_SIZE - self.val_size, "batch_size",
                   f"at most the {TRAIN_SIZE - self.val_size} training images")

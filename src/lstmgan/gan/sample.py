@@ -13,6 +13,7 @@ from ..errors import UsageError
 from ..loading import load_checkpoint
 from ..plots import image_grid, to_uint8
 from ..seeding import Stream, random_stream
+from .architectures import GeneratorLike
 from .mnist import NUM_CLASSES
 from .models import KIND, balanced_labels, generate
 
@@ -31,7 +32,7 @@ def check_output(path, suffixes=OUTPUT_SUFFIXES) -> Path:
     return path
 
 
-def check_digit(G, digit: int | None) -> None:
+def check_digit(G: GeneratorLike, digit: int | None) -> None:
     if digit is None:
         return
     if not G.conditional:
@@ -111,7 +112,7 @@ def interpolate(checkpoint, steps: int = 9, mode: str = "lerp", digit: int | Non
     return to_uint8(generate(G, path, labels)), steps, {"z1": z1, "z2": z2}
 
 
-def blended_clusters(G, z1: torch.Tensor, z2: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+def blended_clusters(G: GeneratorLike, z1: torch.Tensor, z2: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """Cluster weights [steps, K] going from z1's cluster to z2's with t. Along the path z₀ alone
     would pick every cluster in between, one jump after another; blending the two ends'
     conditioning keeps the morph smooth, and the ends are exactly G(z1) and G(z2)."""

@@ -21,7 +21,7 @@ from .config import GANConfig
 
 SHORT = {"seed": "s", "d_dropout": "dd", "ema_decay": "ema", "lr_decay_from": "decay", "n_epochs": "e",
          "batch_size": "b", "lr": "lr", "conditional": "cgan", "d_projection": "proj",
-         "g_conditional_bn": "cbn", "clusters": "k", "latent_dim": "z", "max_iterations": "it"}
+         "g_conditional_bn": "cbn", "clusters": "k", "latent_dim": "z", "max_iterations": "it", "arch": ""}
 SCORES = ["fid", "inception_score", "precision", "recall", "class_kl_to_uniform", "min_class_share",
           "max_class_share", "conditional_accuracy", "min_class_recall"]
 SCORE_TITLES = {"fid": "FID", "inception_score": "IS", "precision": "precision", "recall": "recall",

@@ -16,14 +16,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..checkpoint import check_state
 from ..devices import resolve_device
 from ..plots import line_plot, save_grid, to_uint8
 from ..runs import Run, atomic_write_text, start_run
 from ..seeding import Stream, random_stream, seed_everything
 from ..training import Progress, RandomState, Session, StepLog, TrainState, epoch_batches
 from . import mnist
+from .architectures import GeneratorLike, build_discriminator, build_generator
+from .conditioning import IMAGE_SHAPE
 from .config import GANConfig
-from .models import Discriminator, Generator, balanced_labels, generate
+from .models import balanced_labels, generate
 
 LOSS_COLUMNS = ["d_loss", "g_loss", "d_real", "d_fake"]
 EVAL_COLUMNS = ["fid", "inception_score", "precision", "recall", "class_kl_to_uniform", "conditional_accuracy",
@@ -42,10 +45,10 @@ def train(config: GANConfig | dict, out, resume: bool = False, progress: bool = 
     images, labels = data.images.to(device), conditions.to(device)
 
     seed_everything(config.seed)
-    G = Generator(config.latent_dim, config.num_classes, config.g_conditional_bn, config.clusters).to(device)
+    G = build_generator(config).to(device)
     if config.clusters:
         G.set_cluster_prior(torch.bincount(conditions, minlength=config.clusters))
-    D = Discriminator(config.num_conditions, config.d_dropout, config.d_projection).to(device)
+    D = build_discriminator(config).to(device)
     opt_G = adam(G.parameters(), config.lr, (config.b1, config.b2))
     opt_D = adam(D.parameters(), config.lr, (config.b1, config.b2))
     ema = EMA(G, config.ema_decay) if config.ema_decay else None
@@ -54,7 +57,7 @@ def train(config: GANConfig | dict, out, resume: bool = False, progress: bool = 
     state = TrainState(where, step_log, generator=G, discriminator=D, optimizer_G=opt_G, optimizer_D=opt_D,
                        rng=RandomState(noise=noise), **({"ema": ema} if ema else {}))
     if checkpoint:
-        state.load_state_dict(checkpoint)
+        restore(state, checkpoint, run.last_checkpoint)
     run.start(config, resolved_device=str(device), train_size=len(data))
     if config.tensorboard:
         run.mirror_to_tensorboard("iteration", next_step=where.iteration + 1)
@@ -109,22 +112,32 @@ def train(config: GANConfig | dict, out, resume: bool = False, progress: bool = 
 
 
 def discriminator_loss(D, real, fake, real_labels=None, fake_labels=None) -> tuple[torch.Tensor, torch.Tensor]:
-    """BCE of D's logits, real images against target 1 and generated ones against 0; also the logits.
+    """(real loss + fake loss) / 2: BCE of D's logits, real images against target 1 and generated ones
+    against 0; also the logits, real then generated.
 
-    Both go through D as one batch (D has no batch norm, so this equals two calls); the mean
-    over the 2n images is (real loss + fake loss) / 2.
+    Real and generated images go through D as two batches, so that a D with batch norm never
+    normalises one with the statistics of the other.
     """
-    n = len(real)
-    labels = None if real_labels is None else torch.cat([real_labels, fake_labels])
-    logits = D(torch.cat([real.view(n, -1), fake.view(n, -1)]), labels)
-    targets = torch.cat([torch.ones(n, 1, device=real.device), torch.zeros(n, 1, device=real.device)])
-    return F.binary_cross_entropy_with_logits(logits, targets), logits
+    real_logits, fake_logits = D(real, real_labels), D(fake, fake_labels)
+    real_loss = F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
+    fake_loss = F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
+    return (real_loss + fake_loss) / 2, torch.cat([real_logits, fake_logits])
 
 
 def generator_loss(D, fake, fake_labels=None) -> torch.Tensor:
     """The non-saturating generator loss: BCE of D(G(z)) against the 'real' target 1."""
     logits = D(fake, fake_labels)
     return F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
+
+
+def restore(state: TrainState, checkpoint: dict, path) -> None:
+    """Continue from `checkpoint`: networks whose saved weights do not fit (another architecture, other
+    options) are refused in one line before anything is loaded."""
+    for name, part in state.parts.items():
+        module = part.model if isinstance(part, EMA) else part
+        if isinstance(module, torch.nn.Module):
+            check_state(module, checkpoint.get(name), path, name)
+    state.load_state_dict(checkpoint)
 
 
 def optimize(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
@@ -170,11 +183,11 @@ def training_conditions(config: GANConfig, data) -> torch.Tensor:
 
 
 def real_batch(images, labels, index, conditioned: bool):
-    """Images of one batch as float vectors in [-1, 1] (uint8 [0, 255] on the device), and labels."""
-    return images[index].float().div_(127.5).sub_(1), (labels[index] if conditioned else None)
+    """Images of one batch as float [N, 1, 28, 28] in [-1, 1] (uint8 [0, 255] on the device), and labels."""
+    return images[index].float().div_(127.5).sub_(1).view(-1, *IMAGE_SHAPE), (labels[index] if conditioned else None)
 
 
-def noise_batch(noise: torch.Generator, n: int, config: GANConfig, device, G: Generator):
+def noise_batch(noise: torch.Generator, n: int, config: GANConfig, device, G: GeneratorLike):
     """z ~ N(0, I) from the run's own noise stream, and the labels D sees with G(z): uniform digits
     for a conditional G, the cluster z picks for a cluster-conditioned one, else None."""
     z = torch.randn(n, config.latent_dim, generator=noise).to(device)
