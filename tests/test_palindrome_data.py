@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from lstmgan.recurrent import make_palindrome_splits, num_palindromes, random_palindromes
-from lstmgan.recurrent.palindrome import DataSizeWarning
+from lstmgan.recurrent.palindrome import DataSizeWarning, PalindromeDataset
 
 
 def rows(tensor):
@@ -78,3 +78,14 @@ def test_digits_cover_all_classes_uniformly_enough():
     seq = random_palindromes(5000, input_length=20)
     counts = torch.bincount(seq[:, 0], minlength=10)
     assert counts.min() > 400 and counts.max() < 600
+
+
+@pytest.mark.parametrize("T", [5, 12, 3000])          # the enumerated pool, and the drawn one
+def test_palindromes_as_bytes_are_the_same_digits(T):
+    as_long = random_palindromes(40, T, seed=7)
+    as_bytes = random_palindromes(40, T, seed=7, dtype=torch.uint8)
+    assert as_long.dtype == torch.long and as_bytes.dtype == torch.uint8
+    assert torch.equal(as_long, as_bytes.long())
+    x, y = PalindromeDataset(as_bytes, input_dim=10).batch(torch.arange(40))
+    x_ref, y_ref = PalindromeDataset(as_long, input_dim=10).batch(torch.arange(40))
+    assert torch.equal(x, x_ref) and torch.equal(y, y_ref) and y.dtype == torch.long

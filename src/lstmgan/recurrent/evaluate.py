@@ -45,7 +45,7 @@ def evaluate_checkpoint(path, n: int = 10000, seed: int = 12345, device: str = "
     config = PalindromeConfig.from_dict(loaded.config)
     length = input_length or config.input_length
     n = min(n, num_palindromes(length, config.num_classes))
-    sequences = random_palindromes(n, length, config.num_classes, seed=seed)
+    sequences = random_palindromes(n, length, config.num_classes, seed=seed, dtype=torch.uint8)
     dataset = PalindromeDataset(sequences.to(device), config.input_dim, config.num_classes)
     loss, accuracy = evaluate(loaded.model, dataset)
     return {"checkpoint": str(loaded.path), "model": config.model, "trained_input_length": config.input_length,

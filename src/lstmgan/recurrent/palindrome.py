@@ -34,8 +34,13 @@ def mirror(halves: torch.Tensor, input_length: int) -> torch.Tensor:
     return torch.cat([halves, tail], dim=1)
 
 
-def random_palindromes(n: int, input_length: int, num_classes: int = 10, seed: int = 0) -> torch.Tensor:
-    """`n` distinct palindromes [n, T + 1] (int64), in random order; n <= num_palindromes(...)."""
+def random_palindromes(n: int, input_length: int, num_classes: int = 10, seed: int = 0,
+                       dtype: torch.dtype = torch.long) -> torch.Tensor:
+    """`n` distinct palindromes [n, T + 1] of `dtype` (int64 by default), in random order; n <= num_palindromes(...).
+
+    `dtype=torch.uint8` keeps long sequences small (1,000 at T = 100,000: 100 MB instead of 800); the
+    digits are the same whatever the dtype (they are drawn as bytes whenever num_classes fits in one).
+    """
     free = (input_length + 2) // 2
     total = num_palindromes(input_length, num_classes)
     if n > total:
@@ -46,12 +51,13 @@ def random_palindromes(n: int, input_length: int, num_classes: int = 10, seed: i
         powers = num_classes ** torch.arange(free - 1, -1, -1)
         halves = index[:, None] // powers % num_classes
     else:   # a huge pool: draw, drop the (rare) duplicates, top up
-        halves = torch.empty(0, free, dtype=torch.long)
+        digit = torch.uint8 if num_classes <= 256 else torch.long   # randint draws the same values either way
+        halves = torch.empty(0, free, dtype=digit)
         while len(halves) < n:
-            draw = torch.randint(num_classes, (n - len(halves) + 16, free), generator=rng)
+            draw = torch.randint(num_classes, (n - len(halves) + 16, free), generator=rng, dtype=digit)
             halves = torch.unique(torch.cat([halves, draw]), dim=0)
         halves = halves[torch.randperm(len(halves), generator=rng)[:n]]
-    return mirror(halves, input_length)
+    return mirror(halves.to(dtype), input_length)
 
 
 def encode_digits(digits: torch.Tensor, input_dim: int, num_classes: int = 10) -> torch.Tensor:
@@ -77,12 +83,12 @@ class PalindromeDataset(Dataset):
         return len(self.sequences)
 
     def __getitem__(self, i):
-        seq = self.sequences[i]
+        seq = self.sequences[i].long()
         return encode_digits(seq[:-1], self.input_dim, self.num_classes), seq[-1]
 
     def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(x [len(index), T, input_dim], y) for many items at once, no per-item Python work."""
-        seq = self.sequences[index]
+        seq = self.sequences[index].long()           # sequences may be stored as bytes
         return encode_digits(seq[:, :-1], self.input_dim, self.num_classes), seq[:, -1]
 
 
