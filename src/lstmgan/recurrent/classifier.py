@@ -30,8 +30,26 @@ def as_sequence(x: torch.Tensor, input_dim: int) -> torch.Tensor:
     return x
 
 
-class RecurrentClassifier(nn.Module):
+class SequenceClassifier(nn.Module):
+    """What every Part I model shares: logits [B, num_classes] from a sequence, the class probabilities,
+    and a repr with its sizes (and the attributes named in `repr_keys`)."""
+
+    repr_keys: tuple[str, ...] = ()
+
+    @torch.no_grad()
+    def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
+        """Class probabilities softmax(p). Never feed these to cross-entropy: use the logits."""
+        return torch.softmax(self(x), dim=-1)
+
+    def extra_repr(self) -> str:
+        return ", ".join([f"input_dim={self.input_dim}", f"num_hidden={self.num_hidden}",
+                          f"num_classes={self.num_classes}"] + [f"{k}={getattr(self, k)!r}" for k in self.repr_keys])
+
+
+class RecurrentClassifier(SequenceClassifier):
     """[B, T, input_dim] -> logits [B, num_classes] from h_T; subclasses define `final_state`."""
+
+    repr_keys = ("backend",)
 
     has_kernel = True     # the compiled C++ kernel implements this recurrence (backend "compiled")
 
@@ -55,12 +73,3 @@ class RecurrentClassifier(nn.Module):
         bound = 1.0 / math.sqrt(self.num_hidden)
         for p in self.parameters():
             nn.init.uniform_(p, -bound, bound)
-
-    @torch.no_grad()
-    def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
-        """Class probabilities softmax(p). Never feed these to cross-entropy: use the logits."""
-        return torch.softmax(self(x), dim=-1)
-
-    def extra_repr(self) -> str:
-        return (f"input_dim={self.input_dim}, num_hidden={self.num_hidden}, num_classes={self.num_classes}, "
-                f"backend={self.backend!r}")

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .classifier import as_sequence
+from .classifier import SequenceClassifier, as_sequence
 
 SCANS = ("auto", "chunked", "loop")
 CHUNK = 16   # a longer chunk means more work per step ([L, L] kernels) but fewer recursion levels
@@ -179,7 +179,7 @@ class LRUBlock(nn.Module):
         return h + F.glu(self.gated(y), dim=-1)      # GLU(a, b) = a ⊙ σ(b)
 
 
-class LRU(nn.Module):
+class LRU(SequenceClassifier):
     """Deep LRU classifier: [B, T, input_dim] (or [B, T] when input_dim == 1) -> logits [B, num_classes].
 
     `num_layers` blocks of width `num_hidden`, each with a state of `state_dim` complex units (default
@@ -187,6 +187,8 @@ class LRU(nn.Module):
     sequential steps) or "auto" (loop on CPU, chunked elsewhere: see `resolve_scan`); all give the same numbers
     to float rounding, and it may be changed on a built model.
     """
+
+    repr_keys = ("num_layers", "state_dim", "scan")
 
     def __init__(self, input_dim: int = 1, num_hidden: int = 64, num_classes: int = 10, num_layers: int = 2,
                  state_dim: int | None = None, r_min: float = 0.9, r_max: float = 0.999,
@@ -205,12 +207,3 @@ class LRU(nn.Module):
         for block in self.blocks:
             h = block(h, self.scan)
         return self.head(self.final_norm(h[:, -1]))            # p = W_head LN(h_L[T]) + b_head
-
-    @torch.no_grad()
-    def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
-        """Class probabilities softmax(p). Never feed these to cross-entropy: use the logits."""
-        return torch.softmax(self(x), dim=-1)
-
-    def extra_repr(self) -> str:
-        return (f"input_dim={self.input_dim}, num_hidden={self.num_hidden}, num_classes={self.num_classes}, "
-                f"num_layers={self.num_layers}, state_dim={self.state_dim}, scan={self.scan!r}")

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .classifier import as_sequence
+from .classifier import SequenceClassifier, as_sequence
 
 POSITIONS = ("sinusoidal", "rope", "none")
 BASE = 10000.0   # the wavelength scale of both encodings, as in both papers
@@ -111,7 +111,7 @@ class Block(nn.Module):
         return h + self.mlp(self.mlp_norm(h))             # h' = a + MLP(LN(a))
 
 
-class Transformer(nn.Module):
+class Transformer(SequenceClassifier):
     """Encoder classifier: [B, T, input_dim] (or [B, T] when input_dim == 1) -> logits [B, num_classes].
 
     `num_layers` pre-norm blocks of width `num_hidden` with `num_heads` heads, no dropout; the head reads the
@@ -121,6 +121,8 @@ class Transformer(nn.Module):
     Cost: time grows as T² (the scores), memory only as T (the fused attention keeps no [T, T] matrix): a
     training step of the default size at batch 100 grew the CPU process by ~1.0 GiB at T = 1000 (rope: ~1.3).
     """
+
+    repr_keys = ("num_layers", "num_heads", "position")
 
     def __init__(self, input_dim: int = 1, num_hidden: int = 64, num_classes: int = 10, num_layers: int = 2,
                  num_heads: int = 4, position: str = "sinusoidal"):
@@ -147,12 +149,3 @@ class Transformer(nn.Module):
         for block in self.blocks:
             h = block(h)
         return self.head(self.final_norm(h[:, -1]))                        # p = W_head LN(h_L[T]) + b_head
-
-    @torch.no_grad()
-    def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
-        """Class probabilities softmax(p). Never feed these to cross-entropy: use the logits."""
-        return torch.softmax(self(x), dim=-1)
-
-    def extra_repr(self) -> str:
-        return (f"input_dim={self.input_dim}, num_hidden={self.num_hidden}, num_classes={self.num_classes}, "
-                f"num_layers={self.num_layers}, num_heads={self.num_heads}, position={self.position!r}")
