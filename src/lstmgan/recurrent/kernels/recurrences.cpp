@@ -129,6 +129,21 @@ struct InputGradients {
   }
 };
 
+// The input-term gradients of one block of rows: its accumulators in `sums` [D + 1, G] (db, then dW_xᵀ),
+// when the input is folded; otherwise empty (the caller uses GEMMs over all steps).
+template <typename T>
+InputGradients<T> input_gradients(bool folded, const Tensor& sums, const Tensor& x) {
+  InputGradients<T> input;
+  if (folded) {
+    input.db = sums.data_ptr<T>();
+    input.dW_xT = input.db + sums.size(1);
+    input.x = x.data_ptr<T>();
+    input.D = x.size(2);
+    input.T_len = x.size(1);
+  }
+  return input;
+}
+
 // One backward step for rows [begin, end): from the activations `a` [B, 4H], c_t, c_{t-1}, the
 // gradient dh of h_t and the running dc (of c_t, from later steps), write δa and dc of c_{t-1}.
 template <typename T>
@@ -331,14 +346,7 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> lstm_backward(const Tensor& grad_h, c
   Tensor input_sums = at::zeros({blocks, D + 1, G}, x.options());                // per block: db, then dW_xᵀ
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "lstm_backward", [&] {
     over_row_blocks(B, [&](int64_t block, int64_t begin, int64_t end) {
-      InputGradients<scalar_t> input;
-      if (folded) {
-        input.db = input_sums[block].data_ptr<scalar_t>();
-        input.dW_xT = input.db + G;
-        input.x = x.data_ptr<scalar_t>();
-        input.D = D;
-        input.T_len = T;
-      }
+      const InputGradients<scalar_t> input = input_gradients<scalar_t>(folded, input_sums[block], x);
       for (int64_t t = T - 1; t >= 0; --t) {
         lstm_gates_backward<scalar_t>(gates[t].data_ptr<scalar_t>(), deltas[t].data_ptr<scalar_t>(),
                                       cells[t + 1].data_ptr<scalar_t>(), cells[t].data_ptr<scalar_t>(),
@@ -473,14 +481,7 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> lstm_backward_checkpointed(
                                        cells[j + 1].data_ptr<scalar_t>(), hiddens[j + 1].data_ptr<scalar_t>(),
                                        begin, end, H, t, t > 0, input);
         }
-        InputGradients<scalar_t> input_grads;
-        if (folded) {
-          input_grads.db = input_sums[block].data_ptr<scalar_t>();
-          input_grads.dW_xT = input_grads.db + G;
-          input_grads.x = x.data_ptr<scalar_t>();
-          input_grads.D = D;
-          input_grads.T_len = T;
-        }
+        const InputGradients<scalar_t> input_grads = input_gradients<scalar_t>(folded, input_sums[block], x);
         for (int64_t j = n - 1; j >= 0; --j) {                                     // its backward
           const int64_t t = t0 + j;
           lstm_gates_backward<scalar_t>(gates[j].data_ptr<scalar_t>(), deltas[j].data_ptr<scalar_t>(),
