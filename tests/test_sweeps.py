@@ -20,7 +20,8 @@ from conftest import snapshot_tree, write_idx_set
 
 pytest.importorskip("ray")
 
-PALINDROME = ["palindrome", "sweep", "--models", "lstm", "--lengths", "4", "6", "--seeds", "0", "1",
+PALINDROME = ["palindrome", "sweep", "--models", "lstm", "rnn", "gru", "transformer", "lru", "--lengths", "4", "6",
+              "--seeds", "0", "1",
               "--max-epoch", "2", "--data-size", "400", "--num-hidden", "8", "--threads", "1", "--quiet"]
 
 
@@ -45,7 +46,7 @@ def final_weights(out):
 def test_a_palindrome_sweep_on_ray_gives_the_local_table(tmp_path):
     assert main(PALINDROME + ["--out", str(tmp_path / "local")]) == 0
     assert main(PALINDROME + ["--engine", "ray", "--out", str(tmp_path / "ray")]) == 0
-    assert len(table(tmp_path / "local")) == 4
+    assert len(table(tmp_path / "local")) == 20                         # all five models, 2 lengths, 2 seeds
     assert table(tmp_path / "ray") == table(tmp_path / "local")
     assert (tmp_path / "ray" / "results.md").read_text() == (tmp_path / "local" / "results.md").read_text()
 
@@ -90,7 +91,8 @@ def test_a_sweep_joins_a_running_ray_head(tmp_path, monkeypatch):
                              timeout=180)
     try:
         assert started.returncode == 0, started.stderr[-2000:]
-        args = PALINDROME[:5] + ["4"] + PALINDROME[7:]         # lengths 4 only: 2 runs
+        lengths = PALINDROME.index("--lengths")
+        args = PALINDROME[:3] + ["lstm"] + PALINDROME[lengths:lengths + 2] + PALINDROME[lengths + 3:]   # 2 runs
         assert main(args + ["--engine", "ray", "--address", f"127.0.0.1:{port}", "--out", str(tmp_path / "sw")]) == 0
         assert len(table(tmp_path / "sw")) == 2
     finally:
