@@ -196,6 +196,12 @@ def cmd_palindrome_inspect(args):
               f"{result['input_length']} (R² >= 0.5); figure in {args.out}")
 
 
+def cmd_explore(args):
+    from .explorer.server import serve
+
+    serve(args.checkpoint or (), args.host, args.port, shipped=not args.no_shipped)
+
+
 def cmd_build_kernels(args):
     from .recurrent.backends import build_kernel
 
@@ -281,7 +287,7 @@ def build_parser() -> Parser:
     parser = Parser(prog="lstmgan", description="Memory in recurrent nets, and GANs on MNIST, measured.",
                     formatter_class=HelpFormatter)
     parser.add_argument("--version", action="version", version=f"lstmgan {__version__}")
-    parts = parser.add_subparsers(dest="part", required=True, metavar="{palindrome,gan,data,build-kernels}")
+    parts = parser.add_subparsers(dest="part", required=True, metavar="{palindrome,gan,data,explore,build-kernels}")
 
     pal = parts.add_parser("palindrome", help="Part I: LSTM / RNN on palindromes").add_subparsers(
         dest="command", required=True, metavar="{train,sweep,evaluate,export}")
@@ -375,6 +381,16 @@ def build_parser() -> Parser:
     flag(p, "dir", help="download into this folder, even if the data is found elsewhere (default: the user cache, "
                         "only when the lookup finds nothing)")
     p.set_defaults(handler=cmd_data_fetch)
+
+    p = subcommand(parts, "explore", "a local web page over both parts: sample, steer and morph digits, and watch "
+                                     "the LSTM remember (needs the [explorer] extra)")
+    flag(p, "host", default="127.0.0.1", help="address to listen on; only this machine by default")
+    flag(p, "port", type=int, default=8765, help="port (0: any free one)")
+    flag(p, "checkpoint", nargs="+", action="extend", metavar="PATH",
+         help="generators or palindrome models to add (checkpoints, .safetensors or pretrained:NAME; repeatable)")
+    flag(p, "no-shipped", action="store_true", help="only the --checkpoint models, not the shipped ones")
+    flag(p, "threads", type=int, help="torch threads (default: torch's)")
+    p.set_defaults(handler=cmd_explore)
 
     p = subcommand(parts, "build-kernels", "build the compiled LSTM/RNN kernel now (it is cached; once is enough)")
     flag(p, "verbose", action="store_true", help="show the compiler's output")

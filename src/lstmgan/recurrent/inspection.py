@@ -32,6 +32,8 @@ HELD_OUT = 200            # held-out palindromes for finding the carriers
 HELD_OUT_SEED_OFFSET = 7919
 MAX_POINTS = 1000         # time points kept per trace in the JSON
 SATURATED = (0.1, 0.9)
+SATURATION_CHUNK = 200_000  # sequence steps whose states are held at once
+INSPECTABLE = ("lstm", "rnn")
 
 
 def explained_variance(values: torch.Tensor, digits: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -57,59 +59,85 @@ def inspect(checkpoint, input_length: int | None = None, seed: int = 0, device: 
         raise UsageError(f"--input-length must be a positive integer (got {input_length})")
     loaded = load_checkpoint(checkpoint, device, kind=KIND)
     config = PalindromeConfig.from_dict(loaded.config)
-    model = loaded.model
-    if config.model not in ("lstm", "rnn"):
-        raise UsageError(f"inspect draws LSTM and vanilla-RNN models; {checkpoint} is a {config.model}")
+    check_inspectable(config, checkpoint)
     T = input_length or config.input_length
-    state = "c" if config.model == "lstm" else "h"
+    sequence = random_palindromes(1, T, config.num_classes, seed=seed)[0]
+    return {"checkpoint": str(loaded.path), **inspect_sequence(loaded.model, config, sequence, seed)}
 
-    # held-out palindromes: carriers, decodability over t, saturation
-    n = min(HELD_OUT, num_palindromes(T, config.num_classes))
-    held_out = random_palindromes(n, T, config.num_classes, seed=seed + HELD_OUT_SEED_OFFSET)
-    x = encode_digits(held_out[:, :-1], config.input_dim, config.num_classes)
-    first = held_out[:, 0]
-    steps = log_spaced_steps(T)
-    sampled = model.states(x, steps)
-    r2_over_time = torch.stack([explained_variance(sampled[state][:, k], first, config.num_classes)
-                                for k in range(len(steps))])                       # [steps, H]
-    r2 = r2_over_time.min(0).values                                                 # the weakest step of each unit
-    carriers = r2.argsort(descending=True)[:CARRIERS].tolist()
-    saturation = gate_saturation(model, x, config.model)
 
-    # one fresh palindrome, traced at every step
-    sequence = random_palindromes(1, T, config.num_classes, seed=seed)
-    trace = model.states(encode_digits(sequence[:, :-1], config.input_dim, config.num_classes))
+def check_inspectable(config: PalindromeConfig, name) -> None:
+    if config.model not in INSPECTABLE:
+        raise UsageError(f"inspect draws LSTM and vanilla-RNN models; {name} is a {config.model}")
+
+
+def inspect_sequence(model, config: PalindromeConfig, sequence: torch.Tensor, seed: int = 0,
+                     held_out: dict | None = None) -> dict:
+    """Carriers found on held-out palindromes of the same length, then `sequence` traced at every
+    step: T + 1 digits, of which the model reads the first T (the last is the answer, not read).
+    `held_out` reuses an earlier `held_out_analysis` of this model, length and seed."""
+    T = len(sequence) - 1
+    held_out = held_out or held_out_analysis(model, config, T, seed)
+    carriers, state = held_out["carriers"], state_name(config)
+    x = encode_digits(sequence[None, :-1], config.input_dim, config.num_classes)
+    trace = model.states(x)
     with torch.no_grad():
-        probabilities = model.predict_proba(encode_digits(sequence[:, :-1], config.input_dim, config.num_classes))[0]
+        probabilities = model.predict_proba(x)[0]
     keep = np.unique(np.linspace(0, T - 1, min(T, MAX_POINTS)).round().astype(int)).tolist()
     traced = {name: values[0][keep][:, carriers].T.tolist() for name, values in trace.items()
               if name in (state, "f", "i")}
     result = {
-        "checkpoint": str(loaded.path), "model": config.model, "trained_input_length": config.input_length,
-        "input_length": T, "seed": seed, "sequence_head": sequence[0, :20].tolist(),
-        "first_digit": int(sequence[0, 0]), "prediction": int(probabilities.argmax()),
+        "model": config.model, "trained_input_length": config.input_length,
+        "input_length": T, "seed": seed, "sequence_head": sequence[:20].tolist(),
+        "first_digit": int(sequence[0]), "prediction": int(probabilities.argmax()),
         "probabilities": [round(p, 6) for p in probabilities.tolist()],
-        "state": state, "carriers": carriers, "carrier_min_r2": [round(float(r2[u]), 4) for u in carriers],
-        "units_carrying": int((r2 >= CARRIER_R2).sum()), "num_hidden": config.num_hidden,
-        "held_out": n, "decodability": {"t": [s + 1 for s in steps],
-                                        "best_unit_r2": [round(float(v), 4) for v in r2_over_time.max(1).values]},
+        "state": state, "num_hidden": config.num_hidden, **held_out,
         "trace": {"t": [k + 1 for k in keep], **traced},
-        "saturation": saturation,
     }
     if config.model == "lstm":
         result["forget_gate"] = forget_gate_summary(model, trace["f"][0], carriers)
     return result
 
 
+def state_name(config: PalindromeConfig) -> str:
+    return "c" if config.model == "lstm" else "h"
+
+
+def held_out_analysis(model, config: PalindromeConfig, T: int, seed: int = 0) -> dict:
+    """On held-out palindromes of length T: the carriers, decodability over t, and gate saturation."""
+    n = min(HELD_OUT, num_palindromes(T, config.num_classes))
+    held_out = random_palindromes(n, T, config.num_classes, seed=seed + HELD_OUT_SEED_OFFSET)
+    x = encode_digits(held_out[:, :-1], config.input_dim, config.num_classes)
+    first = held_out[:, 0]
+    steps = log_spaced_steps(T)
+    sampled = model.states(x, steps)[state_name(config)]
+    r2_over_time = torch.stack([explained_variance(sampled[:, k], first, config.num_classes)
+                                for k in range(len(steps))])                       # [steps, H]
+    r2 = r2_over_time.min(0).values                                                 # the weakest step of each unit
+    carriers = r2.argsort(descending=True)[:CARRIERS].tolist()
+    return {"carriers": carriers, "carrier_min_r2": [round(float(r2[u]), 4) for u in carriers],
+            "units_carrying": int((r2 >= CARRIER_R2).sum()), "held_out": n,
+            "decodability": {"t": [s + 1 for s in steps],
+                             "best_unit_r2": [round(float(v), 4) for v in r2_over_time.max(1).values]},
+            "saturation": gate_saturation(model, x, config.model)}
+
+
 def gate_saturation(model, x: torch.Tensor, kind: str) -> dict:
-    """Per unit, the fraction of steps each gate is below 0.1 / above 0.9 (the RNN: |h| above 0.9)."""
+    """Per unit, the fraction of steps each gate is below 0.1 / above 0.9 (the RNN: |h| above 0.9).
+
+    Sequences go through in chunks, so the states held at once stay near SATURATION_CHUNK steps."""
     low, high = SATURATED
-    if kind == "rnn":
-        h = model.states(x)["h"].abs()
-        return {"h": {"left": [0.0] * h.shape[-1], "right": (h > high).double().mean((0, 1)).tolist()}}
-    states = model.states(x)
-    return {gate: {"left": (states[gate] < low).double().mean((0, 1)).tolist(),
-                   "right": (states[gate] > high).double().mean((0, 1)).tolist()} for gate in ("i", "f", "o")}
+    gates = ("i", "f", "o") if kind == "lstm" else ("h",)
+    counts = {gate: {"left": 0.0, "right": 0.0} for gate in gates}
+    for chunk in x.split(max(1, SATURATION_CHUNK // x.shape[1])):
+        states = model.states(chunk)
+        for gate in gates:
+            values = states[gate].abs() if kind == "rnn" else states[gate]
+            counts[gate]["left"] = counts[gate]["left"] + (values < low).double().sum((0, 1))
+            counts[gate]["right"] = counts[gate]["right"] + (values > high).double().sum((0, 1))
+    total = x.shape[0] * x.shape[1]
+    if kind == "rnn":   # |h| is never "left-saturated" in the gate sense
+        return {"h": {"left": [0.0] * counts["h"]["right"].shape[-1], "right": (counts["h"]["right"] / total).tolist()}}
+    return {gate: {side: (count / total).tolist() for side, count in sides.items()} for gate, sides in counts.items()}
 
 
 def forget_gate_summary(model, forget: torch.Tensor, carriers: list[int]) -> dict:
