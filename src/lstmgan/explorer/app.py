@@ -27,7 +27,7 @@ from starlette.staticfiles import StaticFiles
 from ..errors import UsageError
 from ..plots import image_grid
 from ..recurrent.inspection import draw
-from .catalog import GRID_COLUMNS, MAX_SEED, Catalog, integer
+from .catalog import GRID_COLUMNS, GRID_SIZE, MAX_SEED, Catalog, integer
 
 STATIC = Path(__file__).parent / "static"
 MAX_SCALE = 8
@@ -78,7 +78,7 @@ def create_app(catalog: Catalog) -> Starlette:
     def between(request: Request):
         q = request.query_params
         G = catalog.generator(q.get("generator"))
-        cells = len(G.latents(0)) - 1
+        cells = GRID_SIZE - 1
         try:
             t = float(q.get("t", 0))
         except ValueError:

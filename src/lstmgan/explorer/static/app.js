@@ -8,8 +8,9 @@ function showError(where, message) { $(where).textContent = message || ""; }
 
 async function getJSON(url, options) {
   const response = await fetch(url, options);
-  const data = await response.json();
-  if (!response.ok) throw new Error(data.error || response.statusText);
+  let data;
+  try { data = await response.json(); } catch (_) { data = {}; }
+  if (!response.ok) throw new Error(data.error || `${response.status} ${response.statusText}`);
   return data;
 }
 
@@ -17,7 +18,10 @@ async function getJSON(url, options) {
 async function loadImage(img, url, where) {
   const response = await fetch(url);
   if (!response.ok) {
-    showError(where, (await response.json()).error);
+    const text = await response.text();
+    let message = `${response.status} ${response.statusText}`;
+    try { message = JSON.parse(text).error || message; } catch (_) { /* not our JSON: keep the status */ }
+    showError(where, message);
     return false;
   }
   const old = img.src;
