@@ -13,14 +13,16 @@ from .models import KIND
 from .palindrome import PalindromeDataset, num_palindromes, random_palindromes
 
 INPUT_FLOATS_PER_BATCH = 2 ** 25    # 128 MB of float32 input per scoring batch, whatever T is
+FRESH_FLOATS_PER_BATCH = 2 ** 24    # 64 MB for `palindrome evaluate`: 1,000 sequences at T = 100,000 in under 1 GB
 
 
 @torch.no_grad()
-def evaluate(model, dataset: PalindromeDataset, batch_size: int | None = None) -> tuple[float, float]:
+def evaluate(model, dataset: PalindromeDataset, batch_size: int | None = None,
+             input_floats: int = INPUT_FLOATS_PER_BATCH) -> tuple[float, float]:
     """(mean cross-entropy, accuracy) over a dataset, in eval mode; by default in batches of at most 2,000
-    sequences and 128 MB of encoded input (so scoring at T = 100,000 stays small)."""
+    sequences and `input_floats` of encoded input (so scoring at T = 100,000 stays small)."""
     if batch_size is None:
-        batch_size = max(1, min(2000, INPUT_FLOATS_PER_BATCH // (dataset.input_length * dataset.input_dim)))
+        batch_size = max(1, min(2000, input_floats // (dataset.input_length * dataset.input_dim)))
     was_training = model.training
     model.eval()
     loss_sum, correct = 0.0, 0
@@ -47,6 +49,6 @@ def evaluate_checkpoint(path, n: int = 10000, seed: int = 12345, device: str = "
     n = min(n, num_palindromes(length, config.num_classes))
     sequences = random_palindromes(n, length, config.num_classes, seed=seed, dtype=torch.uint8)
     dataset = PalindromeDataset(sequences.to(device), config.input_dim, config.num_classes)
-    loss, accuracy = evaluate(loaded.model, dataset)
+    loss, accuracy = evaluate(loaded.model, dataset, input_floats=FRESH_FLOATS_PER_BATCH)
     return {"checkpoint": str(loaded.path), "model": config.model, "trained_input_length": config.input_length,
             "input_length": length, "n": n, "seed": seed, "accuracy": accuracy, "loss": loss}
