@@ -311,3 +311,26 @@ def test_a_taken_port_gets_one_line_and_exit_2():
         start = time.time()
         done = cli("explore", "--no-shipped", "--port", taken.getsockname()[1], timeout=120)
     assert done.returncode == 2 and "cannot listen on 127.0.0.1" in done.stderr and time.time() - start < 60
+
+
+@pytest.mark.parametrize("options", [{"arch": "conv", "conditional": True, "d_projection": True,
+                                      "g_conditional_bn": True},
+                                     {"arch": "conv", "clusters": 3, "d_projection": True, "g_conditional_bn": True}],
+                         ids=["conv-cgan", "conv-clusters"])
+def test_a_conv_generator_checkpoint_is_served_like_the_shipped_ones(options, tmp_path):
+    from lstmgan.gan.train import train
+
+    from conftest import write_idx_set
+
+    data = write_idx_set(tmp_path / "data", 64)
+    train({"n_epochs": 1, "batch_size": 16, "val_size": 0, "save_interval": 1000, "snapshot_interval": 0,
+           "device": "cpu", "data_dir": str(data), **options}, tmp_path / "run", progress=False)
+    checkpoint = tmp_path / "run" / "checkpoints" / "last.pt"
+    catalog = build_catalog([checkpoint], shipped=False)
+    G = catalog.generator(str(checkpoint))
+    assert G.info()["arch"] == "conv"
+    extra = {"digit": 3} if options.get("conditional") else {"cluster": 2}
+    grid = G.grid(5, **extra)
+    assert grid.shape == (25, 28, 28)
+    np.testing.assert_array_equal(G.between(5, 4, 9, 0.0, **extra), grid[4])
+    np.testing.assert_array_equal(G.between(5, 4, 9, 1.0, "slerp", **extra), grid[9])
