@@ -117,6 +117,7 @@ def main():
     parser.add_argument("--generalise", type=int, nargs="*", default=[], help="also score every run at these T")
     parser.add_argument("--markdown", type=Path)
     parser.add_argument("--figure", type=Path)
+    parser.add_argument("--json", type=Path, help="also write every run's record (fresh scores, steps, seconds)")
     args = parser.parse_args()
     runs = sorted(run for sweep in args.sweeps for run in (sweep / "runs").iterdir()
                   if (run / "summary.json").is_file())
@@ -127,6 +128,8 @@ def main():
         args.markdown.write_text(text)
     if args.figure:
         figure(records, args.figure)
+    if args.json:
+        args.json.write_text(json.dumps(records, indent=1) + "\n")
 
 
 if __name__ == "__main__":
