@@ -387,7 +387,8 @@ def build_parser() -> Parser:
     flag(p, "host", default="127.0.0.1", help="address to listen on; only this machine by default")
     flag(p, "port", type=int, default=8765, help="port (0: any free one)")
     flag(p, "checkpoint", nargs="+", action="extend", metavar="PATH",
-         help="generators or palindrome models to add (checkpoints, .safetensors or pretrained:NAME; repeatable)")
+         help="generators or palindrome models to add beside the shipped ones (checkpoints, .safetensors or "
+              f"pretrained:NAME; shipped: {', '.join('pretrained:' + n for n in pretrained_names())})")
     flag(p, "no-shipped", action="store_true", help="only the --checkpoint models, not the shipped ones")
     flag(p, "threads", type=int, help="torch threads (default: torch's)")
     p.set_defaults(handler=cmd_explore)
