@@ -2,8 +2,8 @@
 
 Each run of the sweeps (`lstmgan palindrome sweep --models M ... --out DIR/M`) is scored on fresh
 palindromes (generated with a seed no run trained on) from its last checkpoint; its held-out curve
-(metrics.csv) gives the steps to 99%, its summary.json the CPU wall time. Nothing here selects a
-model: every run's last checkpoint is scored once.
+(metrics.csv) gives the steps to 99%, its summary.json the CPU wall time (none for a run on a GPU).
+Nothing here selects a model: every run's last checkpoint is scored once.
 
     python benchmarks/palindrome_study.py DIR/lstm DIR/rnn DIR/gru DIR/lru DIR/transformer --n 2000 \
         [--generalise 400 1000 2000] [--markdown docs/figures/study.md] [--figure docs/figures/study.png]
@@ -37,8 +37,11 @@ def run_record(run: Path, n: int, generalise: list[int]) -> dict:
     return {"model": config["model"], "T": config["input_length"], "seed": config["seed"],
             "parameters": summary.get("parameters"), "fresh": fresh,
             "steps_to_target": first * steps_per_epoch if first else None,
-            # epochs cost the same, so the time to the target is the wall time's share of the epochs to it
-            "seconds_to_target": summary["wall_time_s"] * first / len(rows) if first else None,
+            # epochs cost the same, so the time to the target is the wall time's share of the epochs to it;
+            # a run on an accelerator has no CPU time to report
+            "device": config.get("resolved_device", "cpu"),
+            "seconds_to_target": summary["wall_time_s"] * first / len(rows)
+            if first and config.get("resolved_device", "cpu") == "cpu" else None,
             "steps": len(rows) * steps_per_epoch, "seconds": summary["wall_time_s"]}
 
 
@@ -73,8 +76,10 @@ def tables(records: list[dict], generalise: list[int]) -> str:
             at = [r for r in records if r["model"] == model and r["T"] == T]
             if at:
                 reached = [r for r in at if r["steps_to_target"] is not None]
+                on_cpu = all(r["device"] == "cpu" for r in at)
+                seconds = median_or_dash([r["seconds_to_target"] for r in at], ".0f") if on_cpu else "(not a CPU run)"
                 out.append(f"| {model} | {T} | {median_or_dash([r['steps_to_target'] for r in at], '.0f')} | "
-                           f"{median_or_dash([r['seconds_to_target'] for r in at], '.0f')} | "
+                           f"{seconds} | "
                            f"{len(reached)}/{len(at)} |")
     if generalise:
         out += ["", "| model | trained at T | " + " | ".join(f"fresh acc % at T = {g}" for g in generalise) + " |",
