@@ -28,6 +28,7 @@ VARIANTS = {
     "conv-cgan-projection-cbn": {"arch": "conv", "conditional": True, "d_projection": True, "g_conditional_bn": True},
     "conv-clusters": {"arch": "conv", "clusters": 3},
     "conv-clusters-projection-cbn": {"arch": "conv", "clusters": 3, "d_projection": True, "g_conditional_bn": True},
+    "conv-cgan-width-32": {"arch": "conv", "conditional": True, "g_width": 32},
 }
 
 
@@ -82,6 +83,28 @@ def test_the_conv_networks_are_dcgan_shaped_and_small():
     assert torch.allclose(D(x)[2:3], D(x[2:3]), atol=1e-6)                       # D(x) of an image alone
     assert not torch.allclose(conv.Discriminator(10)(x, torch.zeros(5, dtype=torch.long)),
                               conv.Discriminator(10)(x, torch.ones(5, dtype=torch.long)))
+
+
+def test_the_conv_generator_width_is_an_option_of_conv_alone(data, tmp_path):
+    from lstmgan.gan import conv
+
+    wide = build_generator(GANConfig(arch="conv", g_width=128))
+    transposed = [m for m in wide.modules() if isinstance(m, nn.ConvTranspose2d)]
+    assert [(m.in_channels, m.out_channels) for m in transposed] == [(256, 128), (128, 1)]
+    assert sum(p.numel() for p in wide.parameters()) < 2_500_000                 # still an fp16 export under 5 MB
+    assert conv.GENERATOR_WIDTH == GANConfig().g_width == 64
+
+    # a run from before the option existed loads as the default width
+    train(tiny_run(data, arch="conv", max_iterations=2), tmp_path / "run", progress=False)
+    saved = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)
+    del saved["config"]["g_width"]
+    torch.save(saved, tmp_path / "old.pt")
+    G = load_checkpoint(tmp_path / "old.pt").model
+    assert [m.out_channels for m in G.modules() if isinstance(m, nn.ConvTranspose2d)] == [64, 1]
+
+    done = cli("gan", "train", "--arch", "mlp", "--g-width", "128", "--out", tmp_path / "mlp")
+    one_line_error(done, "--g-width must be left at its default with --arch mlp")
+    assert not (tmp_path / "mlp").exists()
 
 
 def test_real_and_generated_images_go_through_the_discriminator_as_separate_batches():

@@ -54,13 +54,15 @@ class Architecture:
 
     `generator(config)` and `discriminator(config)` return freshly initialised networks (from
     torch's global RNG) for a GANConfig: G from latent_dim, num_classes, g_conditional_bn and
-    clusters; D from num_conditions, d_dropout and d_projection.
+    clusters; D from num_conditions, d_dropout and d_projection; and from `options`, the fields
+    of its own.
     """
 
     name: str
     title: str
     generator: Callable[[Any], nn.Module]
     discriminator: Callable[[Any], nn.Module]
+    options: tuple[str, ...] = ()    # the GANConfig fields only this architecture reads (others keep their default)
 
 
 REGISTRY: dict[str, Architecture] = {}
@@ -101,5 +103,13 @@ def _discriminator(module):
     return lambda c: module.Discriminator(c.num_conditions, c.d_dropout, c.d_projection)
 
 
+def architecture_options() -> set[str]:
+    """Every field some architecture reads as its own."""
+    return {name for spec in REGISTRY.values() for name in spec.options}
+
+
 register_architecture(Architecture("mlp", "the seed's MLP", _generator(mlp), _discriminator(mlp)))
-register_architecture(Architecture("conv", "DCGAN-style convolutions", _generator(conv), _discriminator(conv)))
+register_architecture(Architecture(
+    "conv", "DCGAN-style convolutions",
+    lambda c: conv.Generator(c.latent_dim, c.num_classes, c.g_conditional_bn, c.clusters, width=c.g_width),
+    _discriminator(conv), options=("g_width",)))

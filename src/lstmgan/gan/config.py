@@ -17,7 +17,7 @@ from ..config import (
     one_of,
     option,
 )
-from .architectures import REGISTRY, architecture_names
+from .architectures import REGISTRY, architecture, architecture_names, architecture_options
 from .mnist import DATASETS, NUM_CLASSES, TRAIN_SIZE
 
 MAX_CLUSTERS = 1000
@@ -66,6 +66,8 @@ class GANConfig(Config):
                                        "the label concatenated to D's input", BOOLEAN)
     g_conditional_bn: bool = option(False, "cGAN: per-class batch-norm scale and shift in G instead of the "
                                            "label concatenated to z", BOOLEAN)
+    g_width: int = option(64, "--arch conv: G's feature maps at 14×14, twice as many at 7×7 (64: DCGAN's)",
+                          POSITIVE_INT, metavar="MAPS")
     tensorboard: bool = option(False, "also write TensorBoard event files (pip install 'lstmgan[tensorboard]')",
                                BOOLEAN, changeable=True)
 
@@ -79,6 +81,10 @@ class GANConfig(Config):
                   "0 when --val-size is 0 (in-training evaluation reads the validation split, never the test set)")
         self.need(not (self.conditional and self.clusters), "clusters", "0 with --conditional (labels or clusters)")
         self.need(self.clusters <= MAX_CLUSTERS, "clusters", f"at most {MAX_CLUSTERS}")
+        own = architecture(self.arch).options if self.arch in REGISTRY else ()
+        for name in sorted(architecture_options() - set(own)):
+            self.need(getattr(self, name) == self.__dataclass_fields__[name].default, name,
+                      f"left at its default with --arch {self.arch} (it applies to another architecture)")
         for name in ("d_projection", "g_conditional_bn"):
             self.need(self.conditional or self.clusters or not getattr(self, name), name,
                       "used with --conditional or --clusters")

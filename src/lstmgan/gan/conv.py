@@ -4,6 +4,7 @@ After Radford et al. 2016 (and pytorch/examples' dcgan), scaled to 28×28:
 
 Generator   z -> Linear -> 128 maps of 7×7 -> ConvTranspose2d -> 64 of 14×14
             -> ConvTranspose2d -> 1 of 28×28, Tanh; batch norm and ReLU after each hidden layer.
+            `width` (`--g-width`, 64) sets the maps at 14×14, and twice as many at 7×7.
 Discriminator image -> Conv2d (stride 2) -> 64 maps of 14×14 -> Conv2d (stride 2) -> 128 of 7×7,
             each with LeakyReLU(0.2), no batch norm (so D(x) of one image never depends on the
             rest of its batch), then one Linear to the logit.
@@ -23,7 +24,7 @@ from torch import nn
 
 from .conditioning import IMAGE_SHAPE, ConditionedDiscriminator, ConditionedGenerator
 
-GENERATOR_CHANNELS = (128, 64)        # maps at 7×7, at 14×14
+GENERATOR_WIDTH = 64                  # maps at 14×14 (twice as many at 7×7): `--g-width`
 DISCRIMINATOR_CHANNELS = (64, 128)    # maps at 14×14, at 7×7
 
 
@@ -56,9 +57,9 @@ class Generator(ConditionedGenerator):
     """z [N, latent_dim] (+ labels [N] when conditional) -> images [N, 1, 28, 28] in [-1, 1]."""
 
     def __init__(self, latent_dim: int = 100, num_classes: int = 0, conditional_bn: bool = False,
-                 num_clusters: int = 0):
+                 num_clusters: int = 0, width: int = GENERATOR_WIDTH):
         super().__init__(latent_dim, num_classes, conditional_bn, num_clusters)
-        c7, c14 = GENERATOR_CHANNELS
+        c7, c14 = 2 * width, width
         self.net = nn.Sequential(
             nn.Linear(self.input_width, c7 * 7 * 7, bias=False), nn.Unflatten(1, (c7, 7, 7)), ChannelsLast(),
             self.batch_norm(c7, maps=True), nn.ReLU(),
