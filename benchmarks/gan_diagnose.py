@@ -21,12 +21,10 @@ import copy
 
 import torch
 
-from lstmgan.checkpoint import read_checkpoint
 from lstmgan.gan import mnist
 from lstmgan.gan.architectures import build_discriminator, build_generator
-from lstmgan.gan.config import GANConfig
 from lstmgan.gan.metrics import QualityMeter
-from lstmgan.gan.models import balanced_labels, generate
+from lstmgan.gan.models import balanced_labels, generate, saved_config
 from lstmgan.loading import load_checkpoint
 from lstmgan.seeding import Stream, random_stream
 
@@ -53,12 +51,11 @@ def with_recomputed_statistics(G: torch.nn.Module, batches: int = 200, size: int
     return H.eval()
 
 
-def discriminator_line(path, train, validation, n: int) -> str | None:
+def discriminator_line(data: dict, train, validation, n: int) -> str | None:
     """D's mean probability of "real" on training images, validation images and the live G's samples."""
-    data = read_checkpoint(path, "gan")
     if "discriminator" not in data:
         return None
-    config = GANConfig(**{k: v for k, v in data["config"].items() if k in GANConfig.__dataclass_fields__})
+    config = saved_config(data["config"])
     D, G = build_discriminator(config), build_generator(config)
     D.load_state_dict(data["discriminator"])
     G.load_state_dict(data["generator"])
@@ -98,7 +95,7 @@ def main():
     print(pixel_line("training images", train.images[:args.n].float() / 127.5 - 1))
     print(pixel_line("samples", samples))
 
-    line = discriminator_line(args.checkpoint, train, validation, args.n)
+    line = discriminator_line(loaded.data, train, validation, args.n)
     if line:
         print(line)
     meter = QualityMeter(config.get("dataset", "mnist"), args.data_dir, "cpu", reference=validation)

@@ -27,6 +27,7 @@ FRESH_SEED = 987654321     # no training run draws its data from this seed
 
 def run_record(run: Path, n: int, generalise: list[int]) -> dict:
     config = json.loads((run / "config.json").read_text())
+    device = config.get("resolved_device", "cpu")
     summary = json.loads((run / "summary.json").read_text())
     rows = list(csv.DictReader(open(run / "metrics.csv")))
     steps_per_epoch = math.ceil(config["train_size"] / config["batch_size"])
@@ -39,9 +40,8 @@ def run_record(run: Path, n: int, generalise: list[int]) -> dict:
             "steps_to_target": first * steps_per_epoch if first else None,
             # epochs cost the same, so the time to the target is the wall time's share of the epochs to it;
             # a run on an accelerator has no CPU time to report
-            "device": config.get("resolved_device", "cpu"),
-            "seconds_to_target": summary["wall_time_s"] * first / len(rows)
-            if first and config.get("resolved_device", "cpu") == "cpu" else None,
+            "device": device,
+            "seconds_to_target": summary["wall_time_s"] * first / len(rows) if first and device == "cpu" else None,
             "steps": len(rows) * steps_per_epoch, "seconds": summary["wall_time_s"]}
 
 

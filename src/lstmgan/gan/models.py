@@ -18,13 +18,18 @@ from .mnist import NUM_CLASSES
 KIND = GANConfig.kind
 
 __all__ = ["KIND", "IMAGE_SHAPE", "IMAGE_SIZE", "ConditionalBatchNorm1d", "ConditionalBatchNorm2d",
-           "generator_from_config", "model_from_checkpoint", "generate", "balanced_labels"]
+           "saved_config", "generator_from_config", "model_from_checkpoint", "generate", "balanced_labels"]
+
+
+def saved_config(values: dict) -> GANConfig:
+    """The GANConfig of a checkpoint's config; options it predates take their defaults (no `arch`: MLP)."""
+    known = GANConfig.defaults().keys()
+    return GANConfig(**{k: v for k, v in values.items() if k in known})
 
 
 def generator_from_config(values: dict) -> GeneratorLike:
-    """A fresh generator for a checkpoint's config; options it predates take their defaults (no `arch`: MLP)."""
-    known = GANConfig.defaults().keys()
-    return build_generator(GANConfig(**{k: v for k, v in values.items() if k in known}))
+    """A fresh generator for a checkpoint's config."""
+    return build_generator(saved_config(values))
 
 
 def model_from_checkpoint(data: dict, path) -> GeneratorLike:
