@@ -23,6 +23,7 @@ import torch
 
 from lstmgan.gan import mnist
 from lstmgan.gan.architectures import build_discriminator, build_generator
+from lstmgan.gan.classifier import to_unit_range
 from lstmgan.gan.metrics import QualityMeter
 from lstmgan.gan.models import balanced_labels, generate, saved_config
 from lstmgan.loading import load_checkpoint
@@ -65,7 +66,7 @@ def discriminator_line(data: dict, train, validation, n: int) -> str | None:
 
     @torch.no_grad()
     def real_probability(images, labels):
-        x = images.float() / 127.5 - 1 if images.dtype == torch.uint8 else images
+        x = to_unit_range(images)
         return torch.cat([torch.sigmoid(D(x[s:s + 500], None if labels is None else labels[s:s + 500]))
                           for s in range(0, len(x), 500)]).mean().item()
 
@@ -92,7 +93,7 @@ def main():
     z = torch.randn(args.n, G.latent_dim, generator=random_stream(config.get("seed", 0), Stream.EVALUATION))
     labels = balanced_labels(args.n) if G.conditional else None
     samples = generate(G, z, labels)
-    print(pixel_line("training images", train.images[:args.n].float() / 127.5 - 1))
+    print(pixel_line("training images", to_unit_range(train.images[:args.n])))
     print(pixel_line("samples", samples))
 
     line = discriminator_line(loaded.data, train, validation, args.n)

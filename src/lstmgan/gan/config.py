@@ -82,8 +82,9 @@ class GANConfig(Config):
         self.need(not (self.conditional and self.clusters), "clusters", "0 with --conditional (labels or clusters)")
         self.need(self.clusters <= MAX_CLUSTERS, "clusters", f"at most {MAX_CLUSTERS}")
         own = architecture(self.arch).options if self.arch in REGISTRY else ()
+        defaults = self.defaults()
         for name in sorted(architecture_options() - set(own)):
-            self.need(getattr(self, name) == self.defaults()[name], name,
+            self.need(getattr(self, name) == defaults[name], name,
                       f"left at its default with --arch {self.arch} (it applies to another architecture)")
         for name in ("d_projection", "g_conditional_bn"):
             self.need(self.conditional or self.clusters or not getattr(self, name), name,
