@@ -29,6 +29,8 @@ VARIANTS = {
     "conv-clusters": {"arch": "conv", "clusters": 3},
     "conv-clusters-projection-cbn": {"arch": "conv", "clusters": 3, "d_projection": True, "g_conditional_bn": True},
     "conv-cgan-width-32": {"arch": "conv", "conditional": True, "g_width": 32},
+    "conv-cgan-maps-28": {"arch": "conv", "conditional": True, "g_conditional_bn": True, "g_width": 16,
+                          "g_maps_28": 8},
 }
 
 
@@ -105,6 +107,27 @@ def test_the_conv_generator_width_is_an_option_of_conv_alone(data, tmp_path):
     done = cli("gan", "train", "--arch", "mlp", "--g-width", "128", "--out", tmp_path / "mlp")
     one_line_error(done, "--g-width must be left at its default with --arch mlp")
     assert not (tmp_path / "mlp").exists()
+
+
+def test_a_feature_stage_at_28_is_an_option_of_conv_alone(tmp_path):
+    deep = build_generator(GANConfig(arch="conv", g_width=128, g_maps_28=64, conditional=True, g_conditional_bn=True))
+    transposed = [m for m in deep.modules() if isinstance(m, nn.ConvTranspose2d)]
+    assert [(m.in_channels, m.out_channels) for m in transposed] == [(256, 128), (128, 64)]
+    last = deep.net[-2]                                       # a 3×3 convolution draws the pixels from 64 maps
+    assert isinstance(last, nn.Conv2d) and (last.in_channels, last.out_channels, last.kernel_size) == (64, 1, (3, 3))
+    assert sum(p.numel() for p in deep.parameters()) < 2_500_000                 # an fp16 export under 5 MB
+    z, digits = torch.randn(4, 100), torch.arange(4)
+    assert deep.eval()(z, digits).shape == (4, 1, 28, 28)
+    assert GANConfig().g_maps_28 == 0                         # off by default: the DCGAN generator, unchanged
+    torch.manual_seed(0)
+    before = build_generator(GANConfig(arch="conv")).state_dict()
+    torch.manual_seed(0)
+    after = build_generator(GANConfig(arch="conv", g_maps_28=0)).state_dict()
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+    for args, message in ((["--arch", "mlp", "--g-maps-28", "32"], "--g-maps-28 must be left at its default"),
+                          (["--arch", "conv", "--g-maps-28", "-1"], "--g-maps-28")):
+        one_line_error(cli("gan", "train", *args, "--out", tmp_path / "bad"), message)
+    assert not (tmp_path / "bad").exists()
 
 
 def test_real_and_generated_images_go_through_the_discriminator_as_separate_batches():

@@ -111,5 +111,6 @@ def architecture_options() -> set[str]:
 register_architecture(Architecture("mlp", "the seed's MLP", _generator(mlp), _discriminator(mlp)))
 register_architecture(Architecture(
     "conv", "DCGAN-style convolutions",
-    lambda c: conv.Generator(c.latent_dim, c.num_classes, c.g_conditional_bn, c.clusters, width=c.g_width),
-    _discriminator(conv), options=("g_width",)))
+    lambda c: conv.Generator(c.latent_dim, c.num_classes, c.g_conditional_bn, c.clusters, width=c.g_width,
+                             maps_28=c.g_maps_28),
+    _discriminator(conv), options=("g_width", "g_maps_28")))

@@ -68,6 +68,8 @@ class GANConfig(Config):
                                            "label concatenated to z", BOOLEAN)
     g_width: int = option(64, "--arch conv: G's feature maps at 14×14, twice as many at 7×7 (64: DCGAN's)",
                           POSITIVE_INT, metavar="MAPS")
+    g_maps_28: int = option(0, "--arch conv: G's feature maps at 28×28, drawn into pixels by a 3×3 convolution "
+                               "(0: none, a transposed convolution draws the pixels, DCGAN's)", COUNT, metavar="MAPS")
     tensorboard: bool = option(False, "also write TensorBoard event files (pip install 'lstmgan[tensorboard]')",
                                BOOLEAN, changeable=True)
 

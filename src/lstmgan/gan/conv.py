@@ -5,6 +5,8 @@ After Radford et al. 2016 (and pytorch/examples' dcgan), scaled to 28×28:
 Generator   z -> Linear -> 128 maps of 7×7 -> ConvTranspose2d -> 64 of 14×14
             -> ConvTranspose2d -> 1 of 28×28, Tanh; batch norm and ReLU after each hidden layer.
             `width` (`--g-width`, 64) sets the maps at 14×14, and twice as many at 7×7.
+            `maps_28` (`--g-maps-28`, 0: none) adds a feature stage at 28×28: the last transposed
+            convolution draws that many maps (batch norm, ReLU), and a 3×3 convolution the pixels.
 Discriminator image -> Conv2d (stride 2) -> 64 maps of 14×14 -> Conv2d (stride 2) -> 128 of 7×7,
             each with LeakyReLU(0.2), no batch norm (so D(x) of one image never depends on the
             rest of its batch), then one Linear to the logit.
@@ -25,6 +27,7 @@ from torch import nn
 from .conditioning import IMAGE_SHAPE, ConditionedDiscriminator, ConditionedGenerator
 
 GENERATOR_WIDTH = 64                  # maps at 14×14 (twice as many at 7×7): `--g-width`
+GENERATOR_MAPS_28 = 0                 # maps at 28×28 before the pixels (0: none, DCGAN's): `--g-maps-28`
 DISCRIMINATOR_CHANNELS = (64, 128)    # maps at 14×14, at 7×7
 
 
@@ -57,14 +60,19 @@ class Generator(ConditionedGenerator):
     """z [N, latent_dim] (+ labels [N] when conditional) -> images [N, 1, 28, 28] in [-1, 1]."""
 
     def __init__(self, latent_dim: int = 100, num_classes: int = 0, conditional_bn: bool = False,
-                 num_clusters: int = 0, width: int = GENERATOR_WIDTH):
+                 num_clusters: int = 0, width: int = GENERATOR_WIDTH, maps_28: int = GENERATOR_MAPS_28):
         super().__init__(latent_dim, num_classes, conditional_bn, num_clusters)
         c7, c14 = 2 * width, width
-        self.net = nn.Sequential(
+        layers = [
             nn.Linear(self.input_width, c7 * 7 * 7, bias=False), nn.Unflatten(1, (c7, 7, 7)), ChannelsLast(),
             self.batch_norm(c7, maps=True), nn.ReLU(),
-            up(c7, c14), self.batch_norm(c14, maps=True), nn.ReLU(),          # 14×14
-            up(c14, IMAGE_SHAPE[0], bias=True), nn.Tanh())                     # 28×28
+            up(c7, c14), self.batch_norm(c14, maps=True), nn.ReLU()]                  # 14×14
+        if maps_28:     # features at 28×28 too, so each pixel is drawn from its 3×3 neighbourhood of them
+            layers += [up(c14, maps_28), self.batch_norm(maps_28, maps=True), nn.ReLU(),
+                       nn.Conv2d(maps_28, IMAGE_SHAPE[0], 3, padding=1)]
+        else:
+            layers += [up(c14, IMAGE_SHAPE[0], bias=True)]                              # 28×28
+        self.net = nn.Sequential(*layers, nn.Tanh())
         dcgan_init(self.net)
         self.net.to(memory_format=torch.channels_last)
 
