@@ -25,6 +25,10 @@ CONFIGS = {
     "conv, clusters 50": ["--arch", "conv", "--clusters", "50", "--d-projection", "--g-conditional-bn"],
     "mlp, cGAN": ["--arch", "mlp", "--conditional", "--d-projection", "--g-conditional-bn"],
     "conv, cGAN": ["--arch", "conv", "--conditional", "--d-projection", "--g-conditional-bn"],
+    "conv w128, cGAN": ["--arch", "conv", "--g-width", "128", "--conditional", "--d-projection",
+                        "--g-conditional-bn"],
+    "conv w128 + 28x28 maps, cGAN": ["--arch", "conv", "--g-width", "128", "--g-maps-28", "64", "--conditional",
+                                     "--d-projection", "--g-conditional-bn"],
 }
 ITERATIONS_PER_EPOCH = 50_000 // 64 + 1
 
