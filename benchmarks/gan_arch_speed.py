@@ -29,6 +29,8 @@ CONFIGS = {
                         "--g-conditional-bn"],
     "conv w128 + 28x28 maps, cGAN": ["--arch", "conv", "--g-width", "128", "--g-maps-28", "64", "--conditional",
                                      "--d-projection", "--g-conditional-bn"],
+    "conv w128 + 28x28 maps, clusters 50": ["--arch", "conv", "--g-width", "128", "--g-maps-28", "64", "--clusters",
+                                            "50", "--d-projection", "--g-conditional-bn"],
 }
 ITERATIONS_PER_EPOCH = 50_000 // 64 + 1
 
@@ -68,7 +70,7 @@ def main():
         ms = 1e3 * statistics.median(values)
         results[name] = {"ms_per_iteration": ms, "minutes_per_epoch": ms * ITERATIONS_PER_EPOCH / 60e3}
     for name, r in results.items():
-        mlp = results.get(name.replace("conv", "mlp"))
+        mlp = results.get("mlp, " + name.split(", ")[-1])      # the MLP conditioned the same way
         ratio = f"{r['ms_per_iteration'] / mlp['ms_per_iteration']:.2f}" if mlp else "—"
         print(f"| {name} | {r['ms_per_iteration']:.1f} | {r['minutes_per_epoch']:.2f} | {ratio} |")
     if args.json:
