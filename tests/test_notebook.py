@@ -12,7 +12,7 @@ NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "gan_walkthrough.
 
 def test_shipped_generators_are_registered_and_small():
     names = pretrained_index()
-    for name in ("mnist@1", "mnist@100", "mnist", "mnist-cgan"):
+    for name in ("mnist@1", "mnist@100", "mnist", "mnist-cgan", "mnist-conv-cgan"):
         assert name in names, name
         path = resolve_path(f"pretrained:{name}")
         assert path.is_file() and path.stat().st_size < 5_000_000       # fp16 generator only (fp32: 7-8 MB)
