@@ -18,7 +18,9 @@ This notebook uses the generators shipped with `lstmgan` (no training needed, a 
   with the clusters' frequencies in the data, so a user gives it noise only; the recipe and the epoch were chosen on
   a validation split (`docs/gan.md`);
 * `pretrained:mnist-cgan` — the conditional GAN: a projection discriminator and class-conditional batch norm in G,
-  the epoch chosen by FID on a validation split carved from the training images (never by a test-set score).
+  the epoch chosen by FID on a validation split carved from the training images (never by a test-set score);
+* `pretrained:mnist-conv-cgan` — the same conditioning on a convolutional generator (`--arch conv`) with a
+  feature stage at 28×28, chosen the same way.
 
 They were trained with `lstmgan gan train` (commands and measurements in `docs/gan.md`)."""),
 code("""import json
@@ -74,6 +76,19 @@ for ax, digit in zip(axes, (2, 5, 8)):
     images, steps, _ = interpolate("pretrained:mnist-cgan", steps=9, mode="slerp", digit=digit, seed=1, device="cpu")
     show(images, steps, f"interpolation within digit {digit}", ax)
 plt.tight_layout()"""),
+md("""### The convolutional cGAN beside the MLP
+
+`pretrained:mnist-conv-cgan` maps the same input (100 noise coordinates and a digit) through transposed
+convolutions instead of fully connected layers. The same latent vectors and labels go into both generators; the
+noise means different handwriting to each, so compare the grids for stroke quality and variety, not image by image."""),
+code("""fig, axes = plt.subplots(1, 2, figsize=(12, 6))
+for ax, name in zip(axes, ("pretrained:mnist-cgan", "pretrained:mnist-conv-cgan")):
+    images, ncol = sample(name, n=100, seed=0, device="cpu")
+    show(images, ncol, name, ax)
+plt.tight_layout()"""),
+code("""images, steps, _ = interpolate("pretrained:mnist-conv-cgan", steps=9, mode="slerp", digit=4, seed=1, device="cpu")
+plt.figure(figsize=(12, 1.6))
+show(images, steps, "conv cGAN: interpolation within digit 4")"""),
 md("""## 4. How good are the samples?
 
 `lstmgan gan evaluate` scores a generator on features of a fixed MNIST classifier shipped with the package
