@@ -86,7 +86,8 @@ for ax, name in zip(axes, ("pretrained:mnist-cgan", "pretrained:mnist-conv-cgan"
     images, ncol = sample(name, n=100, seed=0, device="cpu")
     show(images, ncol, name, ax)
 plt.tight_layout()"""),
-code("""images, steps, _ = interpolate("pretrained:mnist-conv-cgan", steps=9, mode="slerp", digit=4, seed=1, device="cpu")
+code("""images, steps, _ = interpolate("pretrained:mnist-conv-cgan", steps=9, mode="slerp", digit=4, seed=1,
+                                 device="cpu")
 plt.figure(figsize=(12, 1.6))
 show(images, steps, "conv cGAN: interpolation within digit 4")"""),
 md("""## 4. How good are the samples?
