@@ -18,7 +18,7 @@ from lstmgan.gan.models import generate
 from lstmgan.gan.train import discriminator_loss, train
 from lstmgan.seeding import random_stream
 
-from conftest import cli, write_idx_set
+from conftest import ROOT, cli, write_idx_set
 
 VARIANTS = {
     "mlp": {},
@@ -200,7 +200,6 @@ def test_a_conditional_conv_gan_draws_the_requested_digit(mnist_dir, tmp_path):
 def test_the_shipped_conv_cgan_works_wherever_a_shipped_generator_does(tmp_path):
     """pretrained:mnist-conv-cgan through torch.hub, the CLI's sample and interpolate: a conv generator,
     and the shipped classifier reads nearly every sample as the digit asked for (99% on validation)."""
-    from conftest import ROOT
     G = torch.hub.load(str(ROOT), "generator", source="local", name="mnist-conv-cgan", trust_repo=True)
     assert isinstance(G, ConvGenerator) and G.conditional and not G.training
     classifier, _ = load_classifier("mnist")
