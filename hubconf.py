@@ -15,7 +15,7 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "src"))
 
 from lstmgan.loading import load_checkpoint as _load_checkpoint  # noqa: E402
-from lstmgan.loading import pretrained_index as _pretrained_index  # noqa: E402
+from lstmgan.shipped import pretrained_index as _pretrained_index  # noqa: E402
 
 dependencies = ["torch", "numpy", "safetensors"]
 

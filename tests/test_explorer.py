@@ -246,7 +246,7 @@ def test_a_model_without_a_memory_picture_still_predicts_and_inspect_says_why_no
         assert json.loads(get(base, "/api/models")[2])["palindromes"][0]["inspectable"] is False
         assert post(base, "/api/palindrome/predict", {"model": name, "sequence": "12321"})[0] == 200
         status, result = post(base, "/api/palindrome/inspect", {"model": name, "sequence": "12321"})
-        assert status == 400 and "LSTM and RNN" in result["error"]
+        assert status == 400 and "states to show (lstm, rnn)" in result["error"] and "has none" in result["error"]
 
 
 @pytest.mark.parametrize("args, message", [

@@ -5,7 +5,7 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-from lstmgan.loading import pretrained_index, resolve_path
+from lstmgan.shipped import pretrained_index, resolve_path
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "gan_walkthrough.ipynb"
 

@@ -19,8 +19,9 @@ from lstmgan.checkpoint import read_checkpoint, write_safetensors
 from lstmgan.cli import build_parser, main
 from lstmgan.errors import UsageError
 from lstmgan.gan import Generator
-from lstmgan.loading import export_weights, pretrained_index, weights_dir
+from lstmgan.loading import export_weights
 from lstmgan.recurrent import LSTM
+from lstmgan.shipped import pretrained_index, weights_dir
 
 from conftest import ROOT, snapshot_tree
 

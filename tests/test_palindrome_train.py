@@ -226,8 +226,8 @@ def test_patience_waits_for_the_target_accuracy(tmp_path):
 def test_the_shipped_palindrome_models_load_and_remember_200_digits():
     import time
 
-    from lstmgan.loading import pretrained_index
     from lstmgan.recurrent.evaluate import evaluate_checkpoint
+    from lstmgan.shipped import pretrained_index
 
     shipped = {name: entry for name, entry in pretrained_index().items() if entry["kind"] == "palindrome"}
     assert {"palindrome-T200", "palindrome-T500", "palindrome-T1000", "palindrome-T10000"} <= set(shipped)

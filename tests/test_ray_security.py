@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from lstmgan.sweeps import RAY_DEFAULT_TOKEN_FILE, connect_ray, require_ray_token
+from lstmgan.ray_local import RAY_DEFAULT_TOKEN_FILE, connect_ray, require_ray_token
 
 ray = pytest.importorskip("ray")
 psutil = pytest.importorskip("psutil")        # Ray brings its own copy (ray/thirdparty_files) where it is not installed
@@ -40,7 +40,7 @@ def local_ray(tmp_path_factory):
         patch.delenv(name, raising=False)                    # lstmgan's defaults, not the tester's
     patch.setenv("HOME", str(tmp_path_factory.mktemp("home")))
     try:
-        yield connect_ray(None, 1)
+        yield connect_ray(None)
     finally:
         ray.shutdown()
         patch.undo()

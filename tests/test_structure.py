@@ -111,3 +111,39 @@ def test_importing_the_models_loads_no_progress_bars_plots_or_training():
     # torch itself imports tqdm (torch.hub), so look at what our loaded modules import
     assert not [m for m in loaded if external_imports(m) & {"tqdm", "matplotlib"}]
     assert "tqdm" in external_imports("lstmgan.training")          # the check can see an import of tqdm
+
+
+PARTS = ("lstmgan.recurrent", "lstmgan.gan")
+ABOVE_THE_PARTS = ("lstmgan.cli", "lstmgan.__main__", "lstmgan.explorer")   # they (and `lstmgan`) may use both
+
+
+def imports_pointing_up(graph: dict[str, set[str]]) -> list[tuple[str, str]]:
+    """Edges from a shared module below the parts into a part, and from one part into the other (or into the
+    loader, which sits above a part's own modules: a part finds its shipped files in `shipped`)."""
+    def part_of(module):
+        return next((p for p in PARTS if module == p or module.startswith(p + ".")), None)
+
+    def above(module):
+        return module == "lstmgan" or any(module == a or module.startswith(a + ".") for a in ABOVE_THE_PARTS)
+
+    wrong = []
+    for module, targets in graph.items():
+        for target in targets:
+            home, there = part_of(module), part_of(target)
+            if home is None and there is not None and not above(module):
+                wrong.append((module, target))                        # a shared module climbing into a part
+            elif home and there and home != there:
+                wrong.append((module, target))                        # one part leaning on the other
+            elif module == "lstmgan.gan.classifier" and target == "lstmgan.loading":
+                wrong.append((module, target))                        # scoring a GAN must not load Part I's loader
+    return sorted(wrong)
+
+
+def test_no_lower_module_imports_a_part():
+    graph = import_graph()
+    assert imports_pointing_up(graph) == []
+    for module, target in (("lstmgan.loading", "lstmgan.recurrent.models"), ("lstmgan.sweeps", "lstmgan.gan.train"),
+                           ("lstmgan.gan.classifier", "lstmgan.loading"), ("lstmgan.gan.metrics",
+                                                                            "lstmgan.recurrent.palindrome")):
+        planted = {**graph, module: graph[module] | {target}}            # each old edge is still caught
+        assert (module, target) in imports_pointing_up(planted)

@@ -10,11 +10,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 
 import pytest
 import torch
 
 from lstmgan.cli import main
+from lstmgan.gan import sweep as gan_sweep_module
 
 from conftest import snapshot_tree, write_idx_set
 
@@ -55,7 +57,8 @@ def test_a_gan_sweep_on_ray_survives_a_killed_run_and_gives_the_local_results(tm
     data = write_idx_set(tmp_path / "data", 128)
     assert main(gan_sweep(data) + ["--out", str(tmp_path / "local")]) == 0
     marker = tmp_path / "killed"
-    monkeypatch.setenv("LSTMGAN_KILL_AFTER_FIRST_CHECKPOINT", str(marker))
+    monkeypatch.setattr(gan_sweep_module, "STUDY", replace(gan_sweep_module.STUDY,
+                                                           train=killed_after_first_checkpoint(marker)))
     assert main(gan_sweep(data) + ["--engine", "ray", "--max-retries", "2", "--out", str(tmp_path / "ray")]) == 0
     assert marker.is_file()                                   # one run really died after its first checkpoint
     assert table(tmp_path / "ray") == table(tmp_path / "local") and len(table(tmp_path / "local")) == 2
@@ -67,6 +70,31 @@ def test_a_gan_sweep_on_ray_survives_a_killed_run_and_gives_the_local_results(tm
         assert metrics[0] == metrics[1], run
     header = (tmp_path / "ray" / "results.md").read_text().splitlines()[0]
     assert "--d-dropout" in header and "FID" in header and (tmp_path / "ray" / "recipes.png").is_file()
+
+
+def killed_after_first_checkpoint(marker):
+    """GAN training whose process kills itself (SIGKILL) right after its first checkpoint, once in the sweep (the
+    first run to get there writes `marker`). A closure, so that Ray ships it by value to its workers."""
+    def train(config, run_dir, **kwargs):
+        import os
+        import threading
+        from pathlib import Path
+
+        from lstmgan.gan.train import train as gan_train
+
+        def watch():
+            while not (Path(run_dir) / "checkpoints" / "last.pt").exists():
+                threading.Event().wait(0.02)
+            try:
+                with open(marker, "x") as f:
+                    f.write(str(run_dir))
+            except FileExistsError:
+                return
+            os.kill(os.getpid(), 9)
+        if not marker.exists():
+            threading.Thread(target=watch, daemon=True).start()
+        return gan_train(config, run_dir, **kwargs)
+    return train
 
 
 def free_port() -> int:

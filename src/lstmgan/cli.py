@@ -1,4 +1,4 @@
-"""The `lstmgan` command: argument parsing only; the work happens in recurrent/ and gan/.
+"""The `lstmgan` command: argument parsing only; the work happens in recurrent/ (Part I) and gan/ (Part II).
 
 Every error a user can cause becomes one line on stderr and exit code 2.
 """
@@ -12,12 +12,13 @@ import time
 import warnings
 
 from .config import add_flags, given, read_config_file, recorded_threads
+from .devices import DEVICE_HELP
 from .errors import TrainingDiverged, TrainingInterrupted, UsageError
 from .gan.config import GANConfig
 from .gan.mnist import DATASETS
-from .loading import pretrained_names
 from .recurrent.config import PalindromeConfig
-from .recurrent.registry import model_names
+from .recurrent.registry import REGISTRY, model_names
+from .shipped import pretrained_names
 from .sweeps import ENGINES
 
 
@@ -26,9 +27,6 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message):
         self.exit(UsageError.exit_code, f"{self.prog}: error: {message}\n")
-
-
-DEVICE_HELP = "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps"
 
 
 class HelpFormatter(argparse.HelpFormatter):
@@ -56,6 +54,14 @@ def flag(parser, name: str, **kwargs):
     """--hyphen-name with the seed's --underscore_name as an alias."""
     names = [f"--{name}"] + ([f"--{name.replace('-', '_')}"] if "-" in name else [])
     return parser.add_argument(*names, **kwargs)
+
+
+def add_device(parser):
+    flag(parser, "device", default="auto", help=DEVICE_HELP)
+
+
+def add_data_dir(parser):
+    flag(parser, "data-dir", help=GANConfig.option_help("data_dir"))
 
 
 def add_threads(parser):
@@ -288,15 +294,23 @@ def build_parser() -> Parser:
                     formatter_class=HelpFormatter)
     parser.add_argument("--version", action="version", version=f"lstmgan {__version__}")
     parts = parser.add_subparsers(dest="part", required=True, metavar="{palindrome,gan,data,explore,build-kernels}")
+    add_palindrome_commands(parts)
+    add_gan_commands(parts)
+    add_tool_commands(parts)
+    return parser
 
-    pal = parts.add_parser("palindrome", help="Part I: LSTM / RNN on palindromes").add_subparsers(
-        dest="command", required=True, metavar="{train,sweep,evaluate,export}")
-    p = subcommand(pal, "train", "train one model")
+
+def add_palindrome_commands(parts) -> None:
+    """Part I: `lstmgan palindrome train|sweep|evaluate|inspect|export`."""
+    models = ", ".join(model_names())
+    pal = parts.add_parser("palindrome", help=f"Part I: memory on palindromes ({models})").add_subparsers(
+        dest="command", required=True, metavar="{train,sweep,evaluate,inspect,export}")
+    p = subcommand(pal, "train", f"train one model ({models})")
     add_training_flags(p, PalindromeConfig, "palindrome")
     p.set_defaults(handler=cmd_palindrome_train)
 
     p = subcommand(pal, "sweep", "train models x lengths x seeds; any train flag may take several values")
-    flag(p, "models", nargs="+", choices=model_names(), default=["lstm", "rnn"], help="models to train")
+    flag(p, "models", nargs="+", choices=model_names(), default=["lstm", "rnn"], help=f"models to train: {models}")
     flag(p, "lengths", nargs="+", type=int, default=[5, 10, 19, 25, 30, 35], help="input lengths T")
     flag(p, "seeds", nargs="+", type=int, default=[0], help="seeds (one run each)")
     add_sweep_flags(p, PalindromeConfig, skip=("model", "input_length", "seed", "tensorboard"))
@@ -310,11 +324,12 @@ def build_parser() -> Parser:
     flag(p, "n", type=int, default=10000, help="palindromes to score")
     flag(p, "input-length", type=int, help="score at this T instead of the one the model was trained at")
     flag(p, "seed", type=int, default=12345, help="seed of the fresh palindromes")
-    flag(p, "device", default="auto", help=DEVICE_HELP)
+    add_device(p)
     p.set_defaults(handler=cmd_palindrome_evaluate)
 
-    p = subcommand(pal, "inspect", "draw how an LSTM (or RNN) holds the first digit: the units that carry it, their "
-                                   "cell state and gates over t, gate saturation")
+    shown = ", ".join(name for name, spec in REGISTRY.items() if spec.memory_state)
+    p = subcommand(pal, "inspect", f"draw how a model with states to show ({shown}) holds the first digit: the "
+                                   "units that carry it, their state and gates over t, gate saturation")
     add_checkpoint(p, "palindrome")
     flag(p, "input-length", type=int, help="the length of the palindrome drawn (default: the trained T)")
     flag(p, "seed", type=int, default=0, help="seed of the palindrome drawn (the held-out set uses its own)")
@@ -322,6 +337,9 @@ def build_parser() -> Parser:
     flag(p, "json", action="store_true", help="also print the numbers behind the figure as JSON")
     p.set_defaults(handler=cmd_palindrome_inspect)
 
+
+def add_gan_commands(parts) -> None:
+    """Part II: `lstmgan gan train|sweep|sample|interpolate|evaluate|export|train-classifier`."""
     gan = parts.add_parser("gan", help="Part II: GAN on MNIST").add_subparsers(
         dest="command", required=True, metavar="{train,sweep,sample,interpolate,evaluate,export,train-classifier}")
     p = subcommand(gan, "train", "train a GAN (or a conditional GAN)")
@@ -345,7 +363,7 @@ def build_parser() -> Parser:
             flag(p, "mode", default="lerp", choices=["lerp", "slerp"], help="straight line or great circle")
         flag(p, "digit", type=int, help="digit to draw (conditional generators; default: one row per digit)")
         flag(p, "seed", type=int, default=0, help="seed of the latent vectors")
-        flag(p, "device", default="auto", help=DEVICE_HELP)
+        add_device(p)
         flag(p, "out", required=True, help="FILE.png or FILE.npy")
         p.set_defaults(handler=handler)
 
@@ -353,8 +371,8 @@ def build_parser() -> Parser:
     add_checkpoint(p, "gan")
     flag(p, "n", type=int, default=10000, help="samples to score")
     flag(p, "seed", type=int, default=0, help="seed of the samples")
-    flag(p, "device", default="auto", help=DEVICE_HELP)
-    flag(p, "data-dir", help="folder with the IDX files (default: $LSTMGAN_DATA_DIR, the cache, ../shared/data/mnist)")
+    add_device(p)
+    add_data_dir(p)
     flag(p, "no-reference", action="store_true", help="skip the real-data reference values")
     add_threads(p)
     p.set_defaults(handler=cmd_gan_evaluate)
@@ -367,12 +385,15 @@ def build_parser() -> Parser:
     flag(p, "dataset", choices=list(DATASETS), default="mnist", help="which data set's classifier")
     flag(p, "epochs", type=int, default=8, help="training epochs")
     flag(p, "seed", type=int, default=0, help="seed of the init and the batch order")
-    flag(p, "data-dir", help="folder with the IDX files (default: $LSTMGAN_DATA_DIR, the cache, ../shared/data/mnist)")
-    flag(p, "device", default="auto", help=DEVICE_HELP)
+    add_data_dir(p)
+    add_device(p)
     flag(p, "out", help="weights file (default: the package's)")
     flag(p, "quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=cmd_gan_train_classifier)
 
+
+def add_tool_commands(parts) -> None:
+    """`lstmgan data fetch`, `explore` and `build-kernels`."""
     data = parts.add_parser("data", help="data sets").add_subparsers(dest="command", required=True,
                                                                       metavar="{fetch}")
     p = subcommand(data, "fetch", "download MNIST or Fashion-MNIST into the cache (checksum-verified), unless the "
@@ -396,7 +417,6 @@ def build_parser() -> Parser:
     p = subcommand(parts, "build-kernels", "build the compiled LSTM/RNN kernel now (it is cached; once is enough)")
     flag(p, "verbose", action="store_true", help="show the compiler's output")
     p.set_defaults(handler=cmd_build_kernels)
-    return parser
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, ClassVar
 
@@ -61,10 +61,27 @@ def one_of(*choices) -> Rule:
 
 
 def option(default, help: str, rule: Rule | None = None, *, parse: Callable[[str], Any] | None = None,
-           changeable: bool = False, metavar: str | None = None):
-    """A config field. `changeable`: may differ on --resume (how long or where a run goes, not what it computes)."""
-    return field(default=default, metadata={"help": help, "rule": rule, "parse": parse,
-                                            "changeable": changeable, "metavar": metavar})
+           changeable: bool = False, metavar: str | None = None, architecture: bool = False,
+           short: str | None = None):
+    """A config field. `changeable`: may differ on --resume (how long or where a run goes, not what it computes).
+    `architecture`: part of the network's shape (a run started from another's weights must match it).
+    `short`: its name in a sweep's run folders (else the key itself)."""
+    return field(default=default, metadata={"help": help, "rule": rule, "parse": parse, "changeable": changeable,
+                                            "metavar": metavar, "architecture": architecture, "short": short})
+
+
+def named_option(name: str, default, help: str, rule: Rule | None = None, **kwargs):
+    """An option declared outside a config class (a model's own, in its registry entry): the same field, named."""
+    declared = option(default, help, rule, **kwargs)
+    declared.name = name
+    return declared
+
+
+def relabelled(declared, **metadata):
+    """A copy of an option with some of its metadata (help, metavar) replaced."""
+    copy = field(default=declared.default, metadata={**declared.metadata, **metadata})
+    copy.name = declared.name
+    return copy
 
 
 def flag_name(key: str) -> str:
@@ -78,9 +95,14 @@ class Config:
     # keys a run adds to config.json that are not options (the resolved device, data sizes, ...)
     derived_keys: ClassVar[tuple[str, ...]] = ()
 
+    @classmethod
+    def option_fields(cls) -> tuple:
+        """Every option: the class's fields, plus any declared elsewhere (see PalindromeConfig)."""
+        return fields(cls)
+
     def validate(self):
         """Check every option's rule, then the rules between options (`check`); UsageError names the flag."""
-        for f in fields(self):
+        for f in self.option_fields():
             rule, value = f.metadata.get("rule"), getattr(self, f.name)
             if rule is not None and not rule.holds(value):
                 raise UsageError(f"{flag_name(f.name)} must be {rule.text} (got {value!r})")
@@ -97,7 +119,7 @@ class Config:
     @classmethod
     def from_dict(cls, values: dict, source: str = "config"):
         """A config from option values; an unknown key is an error (a typo must not be silently dropped)."""
-        names = {f.name for f in fields(cls)}
+        names = {f.name for f in cls.option_fields()}
         unknown = sorted(set(values) - names)
         if unknown:
             raise UsageError(f"{source}: unknown option{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} "
@@ -105,15 +127,19 @@ class Config:
         return cls(**values)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {f.name: getattr(self, f.name) for f in self.option_fields()}
 
     @classmethod
     def defaults(cls) -> dict:
-        return {f.name: f.default for f in fields(cls) if f.default is not MISSING}
+        return {f.name: f.default for f in cls.option_fields() if f.default is not MISSING}
+
+    @classmethod
+    def option_help(cls, key: str) -> str:
+        return next(f.metadata["help"] for f in cls.option_fields() if f.name == key)
 
     @classmethod
     def changeable_keys(cls) -> set[str]:
-        return {f.name for f in fields(cls) if f.metadata.get("changeable")}
+        return {f.name for f in cls.option_fields() if f.metadata.get("changeable")}
 
     def record(self, **derived) -> dict:
         """What config.json holds: the kind, the format version, every option, then the derived values."""
@@ -188,7 +214,7 @@ def add_flags(parser: argparse.ArgumentParser, config_class: type[Config], many:
     live in the config class alone. `many`: each flag takes one or more values (a sweep's grid).
     """
     keys = []
-    for f in fields(config_class):
+    for f in config_class.option_fields():
         if f.name in skip:
             continue
         meta = f.metadata

@@ -6,6 +6,8 @@ import torch
 
 from .errors import UsageError
 
+DEVICE_HELP = "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps"
+
 
 def _mps_available() -> bool:
     mps = getattr(torch.backends, "mps", None)

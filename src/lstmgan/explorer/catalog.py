@@ -15,14 +15,16 @@ import torch
 
 from ..errors import UsageError
 from ..gan import models as gan_models
+from ..gan.architectures import DEFAULT_ARCH
 from ..gan.sample import lerp, slerp
-from ..loading import PRETRAINED_PREFIX, load_checkpoint, pretrained_index, weights_dir
+from ..loading import load_checkpoint
 from ..plots import to_uint8
 from ..recurrent import models as recurrent_models
 from ..recurrent.config import PalindromeConfig
-from ..recurrent.inspection import INSPECTABLE, held_out_analysis, inspect_sequence
+from ..recurrent.inspection import check_inspectable, held_out_analysis, inspect_sequence, inspectable
 from ..recurrent.palindrome import encode_digits, random_palindromes
 from ..seeding import Stream, random_stream
+from ..shipped import PRETRAINED_PREFIX, pretrained_index, weights_dir
 
 GRID_SIZE = 25                 # a 5 x 5 grid, as `lstmgan gan sample` draws by default
 GRID_COLUMNS = 5
@@ -59,7 +61,7 @@ class Generator:
 
     def info(self) -> dict:
         G = self.model
-        return {"name": self.name, "description": self.description, "arch": self.config.get("arch", "mlp"),
+        return {"name": self.name, "description": self.description, "arch": self.config.get("arch", DEFAULT_ARCH),
                 "dataset": self.config.get("dataset", "mnist"), "conditional": bool(G.conditional),
                 "classes": int(G.num_classes), "clusters": int(G.num_clusters), "latent_dim": int(G.latent_dim),
                 "metrics": self.metrics}
@@ -138,7 +140,7 @@ class PalindromeModel:
         c = self.config
         return {"name": self.name, "description": self.description, "model": c.model, "num_hidden": c.num_hidden,
                 "trained_length": c.input_length, "max_length": self.max_length, "num_classes": c.num_classes,
-                "inspectable": c.model in INSPECTABLE, "metrics": self.metrics}
+                "inspectable": inspectable(c.model), "metrics": self.metrics}
 
     def check_length(self, T: int) -> None:
         if T < 1:
@@ -175,9 +177,7 @@ class PalindromeModel:
 
     def inspect(self, digits: torch.Tensor, seed: int = 0) -> dict:
         """`palindrome inspect`'s numbers for this sequence; the held-out carriers are found once per length."""
-        if self.config.model not in INSPECTABLE:
-            raise UsageError(f"the memory picture is drawn for LSTM and RNN models; {self.name} is a "
-                             f"{self.config.model}")
+        check_inspectable(self.config, self.name)
         T = len(digits)
         if T not in self.analyses:
             self.analyses[T] = held_out_analysis(self.model, self.config, T, seed)

@@ -20,6 +20,8 @@ from torch import nn
 from ..errors import UsageError
 from . import conv, mlp
 
+DEFAULT_ARCH = "mlp"     # the seed's networks: `--arch`'s default, and what a checkpoint from before `--arch` holds
+
 
 class GeneratorLike(Protocol):
     """What every generator offers (an `nn.Module`): sampling, training and `lstmgan gan` rely on this alone.
@@ -108,7 +110,7 @@ def architecture_options() -> set[str]:
     return {name for spec in REGISTRY.values() for name in spec.options}
 
 
-register_architecture(Architecture("mlp", "the seed's MLP", _generator(mlp), _discriminator(mlp)))
+register_architecture(Architecture(DEFAULT_ARCH, "the seed's MLP", _generator(mlp), _discriminator(mlp)))
 register_architecture(Architecture(
     "conv", "DCGAN-style convolutions",
     lambda c: conv.Generator(c.latent_dim, c.num_classes, c.g_conditional_bn, c.clusters, width=c.g_width,

@@ -19,8 +19,8 @@ from torch import nn
 
 from ..checkpoint import load_state, read_safetensors, write_safetensors
 from ..errors import UsageError
-from ..loading import weights_dir
 from ..seeding import Stream, epoch_order, random_stream, seed_everything
+from ..shipped import weights_dir
 from ..training import progress_bar
 from . import mnist
 

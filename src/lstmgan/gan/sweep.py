@@ -18,6 +18,7 @@ from ..errors import UsageError
 from ..plots import pyplot
 from ..runs import atomic_write_text
 from .config import GANConfig
+from .train import train
 
 SHORT = {"seed": "s", "d_dropout": "dd", "ema_decay": "ema", "lr_decay_from": "decay", "n_epochs": "e",
          "batch_size": "b", "lr": "lr", "conditional": "cgan", "d_projection": "proj",
@@ -104,4 +105,4 @@ def plot_recipes(out: Path, groups: dict[tuple, list[dict]], varying: list[str])
     plt.close(fig)
 
 
-STUDY = sweeps.Study(GANConfig, SHORT, write_results)
+STUDY = sweeps.Study(GANConfig, SHORT, write_results, train)

@@ -1,7 +1,8 @@
-"""Part I: memory in recurrent nets — a from-scratch LSTM, a vanilla RNN, a GRU and palindromes.
+"""Part I: memory on palindromes — a from-scratch LSTM, and every other model the registry names.
 
-Models (one file each, named in `registry`), data and the run configuration only; training
-lives in `lstmgan.recurrent.train` and sweeps in `lstmgan.recurrent.sweep`.
+Models (one file each: lstm, rnn, gru, transformer, lru; each named, with its options and what it can
+do, in `registry`), data and the run configuration only; training lives in `lstmgan.recurrent.train`
+and sweeps in `lstmgan.recurrent.sweep`.
 """
 
 from .config import PalindromeConfig

@@ -24,7 +24,8 @@ import torch
 from ..errors import UsageError
 from . import kernel_ops
 
-BACKENDS = ("auto", "compiled", "eager", "per-gate")
+IMPLEMENTATIONS = ("compiled", "eager", "per-gate")   # fastest first
+BACKENDS = ("auto",) + IMPLEMENTATIONS
 KERNEL_NAME = "lstmgan_recurrences"
 COMPILED_DTYPES = (torch.float32, torch.float64)
 

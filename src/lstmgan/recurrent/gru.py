@@ -10,14 +10,19 @@ Equations (h_0 = 0), for t = 1..T, as `torch.nn.GRU` computes them:
 
 The candidate's recurrent bias b_nh sits inside the reset gate's product, so it is kept apart
 from b_nx (r and z need one bias each). Weights are stored [out, in] like `torch.nn.Linear`.
+
+z_t is the share of the old state kept at step t, so b_z plays the LSTM forget bias's part: with
+z = σ(b_z) constant, a memory decays as z^k and lasts 1 / (1 − z) steps on average.
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
-from .classifier import RecurrentClassifier, as_sequence
+from .base import RecurrentClassifier, as_sequence
 
 GATES = ("r", "z", "n")   # torch.nn.GRU's order
 
@@ -28,13 +33,25 @@ class GRU(RecurrentClassifier):
     Parameters W_rx, W_rh, b_r, W_zx, W_zh, b_z, W_nx, W_nh, b_nx, b_nh, then the head W_ph, b_p.
     `backend`: "eager" (the three gates as one block: the input term of every step in one
     GEMM, one recurrent GEMM per step; autograd does the backward), "per-gate" (the equations
-    above one gate at a time) or "auto" (eager). Init: uniform in [-1/√H, 1/√H], as torch.
+    above one gate at a time) or "auto" (eager).
+
+    Init: every parameter uniform in [-1/√H, 1/√H], as torch. The update gate's bias b_z may then be set,
+    as the LSTM's forget bias is: `update_bias` b makes every unit keep σ(b) of its state per step
+    (b = 3: 95%, a timescale of 1 / (1 − σ(b)) ≈ 21 steps), and `chrono_tmax` N draws chrono init (Tallec &
+    Ollivier, ICLR 2018): b_z ~ log U[1, N − 1], so the timescales 1 / (1 − σ(b_z)) = 1 + e^{b_z} spread
+    over [2, N].
     """
 
     has_kernel = False
 
-    def __init__(self, input_dim: int = 1, num_hidden: int = 128, num_classes: int = 10, backend: str = "auto"):
+    def __init__(self, input_dim: int = 1, num_hidden: int = 128, num_classes: int = 10, backend: str = "auto",
+                 update_bias: float | None = None, chrono_tmax: int | None = None):
         super().__init__(input_dim, num_hidden, num_classes, backend)
+        if update_bias is not None and not math.isfinite(update_bias):
+            raise ValueError(f"update_bias must be a finite number (or None), got {update_bias}")
+        if chrono_tmax is not None and (update_bias is not None or chrono_tmax < 2):
+            raise ValueError("chrono init needs chrono_tmax >= 2 and no constant update_bias")
+        self.update_bias, self.chrono_tmax = update_bias, chrono_tmax
         H, D = num_hidden, input_dim
         for gate in GATES:
             setattr(self, f"W_{gate}x", nn.Parameter(torch.empty(H, D)))
@@ -42,6 +59,14 @@ class GRU(RecurrentClassifier):
         self.b_r, self.b_z = nn.Parameter(torch.empty(H)), nn.Parameter(torch.empty(H))
         self.b_nx, self.b_nh = nn.Parameter(torch.empty(H)), nn.Parameter(torch.empty(H))
         self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        super().reset_parameters()                            # uniform, as torch.nn.GRU
+        if self.update_bias is not None:
+            self.b_z.fill_(self.update_bias)                  # z = σ(b): the share kept per step
+        if self.chrono_tmax is not None:
+            self.b_z.uniform_(1, self.chrono_tmax - 1).log_()    # b_z ~ log U[1, T_max − 1]
 
     def final_state(self, x: torch.Tensor, backend: str) -> torch.Tensor:
         return self.forward_per_gate(x) if backend == "per-gate" else self.forward_fused(x)

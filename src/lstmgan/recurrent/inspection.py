@@ -25,6 +25,7 @@ from ..plots import pyplot
 from .config import PalindromeConfig
 from .models import KIND
 from .palindrome import encode_digits, num_palindromes, random_palindromes
+from .registry import REGISTRY
 
 CARRIERS = 4              # units drawn in the traces
 CARRIER_R2 = 0.5          # a unit "carries" the first digit when the digit explains this much of its variance
@@ -33,7 +34,6 @@ HELD_OUT_SEED_OFFSET = 7919
 MAX_POINTS = 1000         # time points kept per trace in the JSON
 SATURATED = (0.1, 0.9)
 SATURATION_CHUNK = 200_000  # sequence steps whose states are held at once
-INSPECTABLE = ("lstm", "rnn")
 
 
 def explained_variance(values: torch.Tensor, digits: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -54,7 +54,8 @@ def log_spaced_steps(T: int, count: int = 40) -> list[int]:
 
 
 def inspect(checkpoint, input_length: int | None = None, seed: int = 0, device: str = "cpu") -> dict:
-    """The numbers behind the figure (see the module docstring), for an LSTM or vanilla-RNN checkpoint."""
+    """The numbers behind the figure (see the module docstring), for a checkpoint of a model with states to show
+    (its registry entry names them: the LSTM's and the vanilla RNN's)."""
     if input_length is not None and input_length < 1:
         raise UsageError(f"--input-length must be a positive integer (got {input_length})")
     loaded = load_checkpoint(checkpoint, device, kind=KIND)
@@ -65,9 +66,16 @@ def inspect(checkpoint, input_length: int | None = None, seed: int = 0, device: 
     return {"checkpoint": str(loaded.path), **inspect_sequence(loaded.model, config, sequence, seed)}
 
 
+def inspectable(model: str) -> bool:
+    """Whether the model has states to show (its registry entry names the state that carries the digit)."""
+    return model in REGISTRY and REGISTRY[model].memory_state is not None
+
+
 def check_inspectable(config: PalindromeConfig, name) -> None:
-    if config.model not in INSPECTABLE:
-        raise UsageError(f"inspect draws LSTM and vanilla-RNN models; {name} is a {config.model}")
+    if not inspectable(config.model):
+        shown = ", ".join(n for n in REGISTRY if inspectable(n))
+        raise UsageError(f"inspect draws models with states to show ({shown}); {name} is a {config.model}, "
+                         f"which has none")
 
 
 def inspect_sequence(model, config: PalindromeConfig, sequence: torch.Tensor, seed: int = 0,
@@ -93,13 +101,13 @@ def inspect_sequence(model, config: PalindromeConfig, sequence: torch.Tensor, se
         "state": state, "num_hidden": config.num_hidden, **held_out,
         "trace": {"t": [k + 1 for k in keep], **traced},
     }
-    if config.model == "lstm":
+    if "f" in REGISTRY[config.model].gates:
         result["forget_gate"] = forget_gate_summary(model, trace["f"][0], carriers)
     return result
 
 
 def state_name(config: PalindromeConfig) -> str:
-    return "c" if config.model == "lstm" else "h"
+    return REGISTRY[config.model].memory_state
 
 
 def held_out_analysis(model, config: PalindromeConfig, T: int, seed: int = 0) -> dict:
@@ -118,25 +126,27 @@ def held_out_analysis(model, config: PalindromeConfig, T: int, seed: int = 0) ->
             "units_carrying": int((r2 >= CARRIER_R2).sum()), "held_out": n,
             "decodability": {"t": [s + 1 for s in steps],
                              "best_unit_r2": [round(float(v), 4) for v in r2_over_time.max(1).values]},
-            "saturation": gate_saturation(model, x, config.model)}
+            "saturation": gate_saturation(model, x, REGISTRY[config.model].gates, state_name(config))}
 
 
-def gate_saturation(model, x: torch.Tensor, kind: str) -> dict:
-    """Per unit, the fraction of steps each gate is below 0.1 / above 0.9 (the RNN: |h| above 0.9).
+def gate_saturation(model, x: torch.Tensor, gates: tuple[str, ...], state: str) -> dict:
+    """Per unit, the fraction of steps each gate is below 0.1 / above 0.9; a model without gates: its
+    state's |value| above 0.9 (a state is never "left-saturated" in the gate sense).
 
     Sequences go through in chunks, so the states held at once stay near SATURATION_CHUNK steps."""
     low, high = SATURATED
-    gates = ("i", "f", "o") if kind == "lstm" else ("h",)
-    counts = {gate: {"left": 0.0, "right": 0.0} for gate in gates}
+    shown = gates or (state,)
+    counts = {name: {"left": 0.0, "right": 0.0} for name in shown}
     for chunk in x.split(max(1, SATURATION_CHUNK // x.shape[1])):
         states = model.states(chunk)
-        for gate in gates:
-            values = states[gate].abs() if kind == "rnn" else states[gate]
-            counts[gate]["left"] = counts[gate]["left"] + (values < low).double().sum((0, 1))
-            counts[gate]["right"] = counts[gate]["right"] + (values > high).double().sum((0, 1))
+        for name in shown:
+            values = states[name] if gates else states[name].abs()
+            counts[name]["left"] = counts[name]["left"] + (values < low).double().sum((0, 1))
+            counts[name]["right"] = counts[name]["right"] + (values > high).double().sum((0, 1))
     total = x.shape[0] * x.shape[1]
-    if kind == "rnn":   # |h| is never "left-saturated" in the gate sense
-        return {"h": {"left": [0.0] * counts["h"]["right"].shape[-1], "right": (counts["h"]["right"] / total).tolist()}}
+    if not gates:
+        right = counts[state]["right"] / total
+        return {state: {"left": [0.0] * right.shape[-1], "right": right.tolist()}}
     return {gate: {side: (count / total).tolist() for side, count in sides.items()} for gate, sides in counts.items()}
 
 
@@ -155,15 +165,16 @@ def forget_gate_summary(model, forget: torch.Tensor, carriers: list[int]) -> dic
 def draw(result: dict, out) -> None:
     """The figure: traces of the carriers, decodability over t, and gate saturation."""
     plt = pyplot()
-    lstm = result["model"] == "lstm"
-    panels = ["c", "f", "i"] if lstm else ["h"]
+    spec = REGISTRY[result["model"]]
+    panels = [result["state"]] + [g for g in ("f", "i") if g in spec.gates]
     fig, axes = plt.subplots(1, len(panels) + 2, figsize=(4.2 * (len(panels) + 2), 3.6))
     t = result["trace"]["t"]
     names = {"c": "cell state c_t", "f": "forget gate f_t", "i": "input gate i_t", "h": "hidden state h_t"}
     for ax, name in zip(axes, panels):
         for unit, values in zip(result["carriers"], result["trace"][name]):
             ax.plot(t, values, lw=0.9, label=f"unit {unit}")
-        ax.set(xlabel="step t", title=names[name], xscale="log" if result["input_length"] > 100 else "linear")
+        ax.set(xlabel="step t", title=names.get(name, f"state {name}"),
+               xscale="log" if result["input_length"] > 100 else "linear")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
     decoded = result["decodability"]
@@ -176,10 +187,10 @@ def draw(result: dict, out) -> None:
         ax.scatter(fractions["left"], fractions["right"], s=8, alpha=0.6, label=gate)
     ax.plot([0, 1], [1, 0], color="grey", lw=0.6, ls=":")
     ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="fraction of steps < 0.1", ylabel="fraction of steps > 0.9",
-           title="saturation" + (" (|h|)" if not lstm else ""))
+           title="saturation" + ("" if spec.gates else f" (|{result['state']}|)"))
     ax.legend(fontsize=7)
     verdict = "right" if result["prediction"] == result["first_digit"] else "wrong"
-    fig.suptitle(f"{result['model'].upper()} at T = {result['input_length']}: first digit {result['first_digit']}, "
+    fig.suptitle(f"{spec.title} at T = {result['input_length']}: first digit {result['first_digit']}, "
                  f"predicted {result['prediction']} ({verdict}, p = {max(result['probabilities']):.3f}); "
                  f"{result['units_carrying']} of {result['num_hidden']} units carry it "
                  f"(R² ≥ {CARRIER_R2} at every step)")

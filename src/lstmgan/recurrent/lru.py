@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .classifier import SequenceClassifier, as_sequence
+from .base import SequenceClassifier, as_sequence
 
 SCANS = ("auto", "chunked", "loop")
 CHUNK = 16   # a longer chunk means more work per step ([L, L] kernels) but fewer recursion levels
@@ -90,6 +90,18 @@ def check_scan(scan: str) -> str:
     return scan
 
 
+def check_ring(r_min: float, r_max: float, max_phase: float) -> None:
+    """A ValueError naming the argument unless 0 <= r_min < r_max < 1 and max_phase > 0."""
+    if not 0 <= r_min:
+        raise ValueError(f"r_min must be >= 0 (the ring's inner radius), got {r_min}")
+    if not r_max < 1:
+        raise ValueError(f"r_max must be < 1: |λ| < 1 keeps the recurrence stable, got {r_max}")
+    if not r_min < r_max:
+        raise ValueError(f"r_min must be below r_max (0 <= r_min < r_max < 1), got r_min {r_min}, r_max {r_max}")
+    if not (max_phase > 0 and math.isfinite(max_phase)):
+        raise ValueError(f"max_phase must be a positive angle (radians), got {max_phase}")
+
+
 def resolve_scan(scan: str, device: torch.device) -> str:
     """"auto" -> "loop" on CPU, "chunked" elsewhere; "loop" and "chunked" pass through.
 
@@ -110,7 +122,8 @@ class LRULayer(nn.Module):
     B_re, B_im [N, H]; C_re, C_im [H, N]; D [H].
 
     Initialisation as in the paper's appendix A: "ring init" draws λ uniformly over the area of the ring
-    r_min ≤ |λ| ≤ r_max (|λ|² uniform on [r_min², r_max²]) with phase arg λ uniform on [0, max_phase];
+    r_min ≤ |λ| ≤ r_max, 0 ≤ r_min < r_max < 1 (|λ|² uniform on [r_min², r_max²]), with phase arg λ uniform on
+    [0, max_phase];
     B ~ 𝒩(0, 1/(2H)) per real and imaginary part, so B u has unit variance for unit-variance u;
     C ~ 𝒩(0, 1/N) per part; D ~ 𝒩(0, 1).
     """
@@ -118,9 +131,9 @@ class LRULayer(nn.Module):
     def __init__(self, width: int, state_dim: int, r_min: float = 0.9, r_max: float = 0.999,
                  max_phase: float = 2 * math.pi):
         super().__init__()
-        if not (0 <= r_min <= r_max < 1 and r_max > 0):
-            raise ValueError(f"the ring needs 0 <= r_min <= r_max < 1 (a stable recurrence) and r_max > 0, "
-                             f"got [{r_min}, {r_max}]")
+        check_ring(r_min, r_max, max_phase)
+        if state_dim < 1:
+            raise ValueError(f"state_dim must be a positive number of complex state units, got {state_dim}")
         self.width, self.state_dim = width, state_dim
         self.r_min, self.r_max, self.max_phase = r_min, r_max, max_phase
         self.nu_log = nn.Parameter(torch.empty(state_dim))
@@ -145,6 +158,13 @@ class LRULayer(nn.Module):
         nn.init.normal_(self.C_re, std=1 / math.sqrt(self.state_dim))
         nn.init.normal_(self.C_im, std=1 / math.sqrt(self.state_dim))
         nn.init.normal_(self.D)
+
+    def recurrence_parameters(self) -> list[nn.Parameter]:
+        """ν_log, θ_log, γ_log, B_re, B_im: the set the paper trains at a reduced learning rate.
+
+        Λ is applied T times, so a step in ν or θ moves the state's late terms T-fold; γ and B scale what enters it.
+        """
+        return [self.nu_log, self.theta_log, self.gamma_log, self.B_re, self.B_im]
 
     def log_lambda(self) -> torch.Tensor:
         """log Λ = −exp(ν_log) + i·exp(θ_log) [N] (complex): every power Λ^k is exp(k log Λ)."""
@@ -185,7 +205,9 @@ class LRU(SequenceClassifier):
     `num_layers` blocks of width `num_hidden`, each with a state of `state_dim` complex units (default
     num_hidden); the head reads the last time step. `scan` is "loop" (the reference), "chunked" (O(log T)
     sequential steps) or "auto" (loop on CPU, chunked elsewhere: see `resolve_scan`); all give the same numbers
-    to float rounding, and it may be changed on a built model.
+    to float rounding, and it may be changed on a built model. `r_min`, `r_max`, `max_phase`: every layer's ring
+    init (see `LRULayer`; 0 <= r_min < r_max < 1, max_phase > 0, else a ValueError). `recurrence_parameters()`
+    lists the parameters the paper trains at a reduced learning rate.
     """
 
     repr_keys = ("num_layers", "state_dim", "scan")
@@ -194,13 +216,20 @@ class LRU(SequenceClassifier):
                  state_dim: int | None = None, r_min: float = 0.9, r_max: float = 0.999,
                  max_phase: float = 2 * math.pi, scan: str = "auto"):
         super().__init__()
+        check_ring(r_min, r_max, max_phase)
         self.input_dim, self.num_hidden, self.num_classes = input_dim, num_hidden, num_classes
-        self.num_layers, self.state_dim, self.scan = num_layers, state_dim or num_hidden, check_scan(scan)
+        self.num_layers, self.scan = num_layers, check_scan(scan)
+        self.state_dim = num_hidden if state_dim is None else state_dim   # N, tied to the width H by default
         self.embed = nn.Linear(input_dim, num_hidden)
         self.blocks = nn.ModuleList(LRUBlock(num_hidden, self.state_dim, r_min, r_max, max_phase)
                                     for _ in range(num_layers))
         self.final_norm = nn.LayerNorm(num_hidden)
         self.head = nn.Linear(num_hidden, num_classes)
+
+    def recurrence_parameters(self) -> list[nn.Parameter]:
+        """Every layer's ν_log, θ_log, γ_log, B_re, B_im (see `LRULayer.recurrence_parameters`), e.g. for an
+        optimizer parameter group with a smaller learning rate; every other parameter is in `parameters()` only."""
+        return [p for block in self.blocks for p in block.lru.recurrence_parameters()]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.embed(as_sequence(x, self.input_dim))         # h_0 = W_in x + b_in

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from . import backends
-from .classifier import RecurrentClassifier, as_sequence
+from .base import RecurrentClassifier, as_sequence
 from .fused import LSTMFunction, lstm_inference
 
 GATES = ("i", "f", "o", "g")   # fused order: one sigmoid covers i, f, o

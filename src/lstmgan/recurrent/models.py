@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from ..checkpoint import load_state
 from ..errors import UsageError
+from ..loading import register_kind
 from .config import PalindromeConfig
 from .registry import build_model
 
@@ -23,3 +25,6 @@ def model_from_checkpoint(data: dict, path) -> nn.Module:
     model = build_model(config)
     load_state(model, data["model"], path)
     return model
+
+
+register_kind(KIND, model_from_checkpoint, torch.float32)      # the palindrome classifiers are small

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from . import backends
-from .classifier import RecurrentClassifier, as_sequence
+from .base import RecurrentClassifier, as_sequence
 from .fused import RNNFunction, rnn_inference
 
 

@@ -8,19 +8,19 @@ from __future__ import annotations
 
 import csv
 import statistics
-from dataclasses import fields
 from pathlib import Path
 
 from .. import sweeps
 from ..plots import line_plot, pyplot
 from ..runs import atomic_write_text
-from .config import MODEL_OPTIONS, PalindromeConfig
+from .config import PalindromeConfig
 from .registry import REGISTRY
+from .train import train
 
+# run folders: "lstm-T35-s0"; a model-specific option's short name is in its declaration (the registry)
 SHORT = {"model": "", "input_length": "T", "seed": "s", "learning_rate": "lr", "num_hidden": "h",
-         "input_dim": "d", "batch_size": "b", "forget_bias": "fb", "max_norm": "mn", "data_size": "n",
-         "portion_train": "pt", "num_classes": "c", "max_epoch": "e", "patience": "p", "num_layers": "L",
-         "num_heads": "nh", "position": "pos"}
+         "input_dim": "d", "batch_size": "b", "max_norm": "mn", "data_size": "n", "portion_train": "pt",
+         "num_classes": "c", "max_epoch": "e", "patience": "p"}
 TABLE_KEYS = ["model", "input_length", "input_dim", "num_classes", "num_hidden", "batch_size", "learning_rate",
               "max_epoch", "max_norm", "data_size", "portion_train"]
 
@@ -44,18 +44,19 @@ def _spread(values: list) -> str:
     return f"{fmt(mean)} ({fmt(min(values))}–{fmt(max(values))})"
 
 
-def group_results(results: list[dict]) -> list[tuple[dict, list[dict]]]:
-    """Runs grouped by configuration, seeds pooled."""
+def group_results(results: list[dict], varying: list[str]) -> list[tuple[dict, list[dict]]]:
+    """Runs grouped by the options that varied in the sweep (seeds pooled); every row carries the whole
+    configuration of its runs, which differ only in their seed."""
     groups: dict[tuple, list[dict]] = {}
     for r in results:
-        key = tuple((k, r[k]) for k in TABLE_KEYS + list(MODEL_OPTIONS) + ["patience", "give_up", "target_accuracy"])
+        key = tuple(repr(r.get(k)) for k in ["model", "input_length", *varying])
         groups.setdefault(key, []).append(r)
-    return [(dict(key), rows) for key, rows in groups.items()]
+    return [({k: v for k, v in rows[0].items() if k != "seed"}, rows) for rows in groups.values()]
 
 
 def write_results(out: Path, results: list[dict], varying: list[str]) -> None:
     """results.csv (one row per run), results.md (one row per configuration, seeds pooled) and figures."""
-    config_keys = [f.name for f in fields(PalindromeConfig)]
+    config_keys = [f.name for f in PalindromeConfig.option_fields()]
     columns = config_keys + ["epochs", "final_test_accuracy", "best_test_accuracy", "best_epoch",
                              "first_full_epoch", "final_train_accuracy", "stopped_early", "run"]
     with open(out / "results.csv", "w", newline="") as f:
@@ -63,16 +64,20 @@ def write_results(out: Path, results: list[dict], varying: list[str]) -> None:
         writer.writeheader()
         writer.writerows(results)
 
+    # a varied option with no column of its own (--backend, --init-from, ...) is shown beside the model's options
+    others = [k for k in varying if k not in TABLE_KEYS and k not in model_options_of_any(results)]
     header = ["Model", "T", "Input Dim", "Classes", "Hidden", "Batch", "LR", "Max Epoch", "Max Norm",
-              "Data Size", "Portion Train", "Model options", "Params", "Seeds", "Final test acc % (min–max)",
-              "Best test acc % (min–max)", "Epoch of first 100% (min–max)", "Seeds at 100%"]
+              "Data Size", "Portion Train", "Model options", *(["Varied"] if others else []), "Params", "Seeds",
+              "Final test acc % (min–max)", "Best test acc % (min–max)", "Epoch of first 100% (min–max)",
+              "Seeds at 100%"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for key, rows in group_results(results):
+    for key, rows in group_results(results, varying):
         cells = [model_title(key["model"])] + [f"{key[k]:g}" if isinstance(key[k], float)
                                                else str(key[k]) for k in TABLE_KEYS[1:]]
+        cells += [model_options(key)] + ([", ".join(f"{k} {key[k]}" for k in others)] if others else [])
         full = [r["first_full_epoch"] for r in rows]
         parameters = {r.get("parameters") for r in rows} - {None}
-        cells += [model_options(key), ", ".join(f"{p:,}" for p in sorted(parameters)) or "—", str(len(rows)),
+        cells += [", ".join(f"{p:,}" for p in sorted(parameters)) or "—", str(len(rows)),
                   _spread([r["final_test_accuracy"] for r in rows]),
                   _spread([r["best_test_accuracy"] for r in rows]), _spread(full),
                   f"{sum(e is not None for e in full)}/{len(rows)}"]
@@ -94,13 +99,17 @@ def model_title(name: str) -> str:
     return REGISTRY[name].title if name in REGISTRY else name.upper()
 
 
+def model_options_of_any(results: list[dict]) -> set[str]:
+    return {o for r in results if r["model"] in REGISTRY for o in REGISTRY[r["model"]].option_names}
+
+
 def model_options(key: dict) -> str:
     """The model-specific options a model takes, as 'name value' (the forget bias: 'uniform' for torch's init)."""
     spec = REGISTRY.get(key["model"])
     if spec is None or not spec.options:
         return "—"
     shown = []
-    for option in spec.options:
+    for option in spec.option_names:
         value = key.get(option)
         if option == "forget_bias":
             value = "uniform" if value is None else value if isinstance(value, str) else f"{value:g}"
@@ -147,4 +156,4 @@ def plot_sweep(out: Path, results: list[dict], varying: list[str]) -> None:
                   width=7)
 
 
-STUDY = sweeps.Study(PalindromeConfig, SHORT, write_results)
+STUDY = sweeps.Study(PalindromeConfig, SHORT, write_results, train)

@@ -20,10 +20,8 @@ from . import backends
 from .config import PalindromeConfig
 from .evaluate import evaluate
 from .models import KIND
-from .palindrome import DataSizeWarning, make_palindrome_splits
+from .palindrome import DataSizeWarning, FreshPalindromes, make_palindrome_splits
 from .registry import build_model, model_spec, parameter_count
-
-ARCHITECTURE_KEYS = ("model", "input_dim", "num_hidden", "num_classes", "num_layers", "num_heads", "position")
 
 
 def train(config: PalindromeConfig | dict, out, resume: bool = False, progress: bool = True) -> dict:
@@ -36,7 +34,9 @@ def train(config: PalindromeConfig | dict, out, resume: bool = False, progress: 
 
     seed_everything(config.seed)
     model = build_model(config).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    optimizer = torch.optim.Adam(parameter_groups(model, config), lr=config.learning_rate)
+    fresh = FreshPalindromes(test_set, config.input_length, config.input_dim, config.num_classes, config.seed) \
+        if config.data == "fresh" else None
     step_log = StepLog(["loss_sum", "correct", "count"], math.ceil(len(train_set) / config.batch_size), device)
     where = Progress()
     state = TrainState(where, step_log, model=model, optimizer=optimizer, rng=RandomState())
@@ -44,7 +44,7 @@ def train(config: PalindromeConfig | dict, out, resume: bool = False, progress: 
         state.load_state_dict(checkpoint)
     elif initial:
         model.load_state_dict(initial)
-    segment = config.resolved_bptt_segment() if config.model == "lstm" and backend == "compiled" else None
+    segment = config.resolved_bptt_segment() if backend == "compiled" else None
     run.start(config, resolved_device=str(device), resolved_backend=backend, resolved_bptt_segment=segment,
               train_size=len(train_set), test_size=len(test_set))
     if config.tensorboard:
@@ -55,7 +55,7 @@ def train(config: PalindromeConfig | dict, out, resume: bool = False, progress: 
     with Session(run, config, state, total, progress, f"{config.model} T={config.input_length}") as session:
         while where.epoch <= config.max_epoch and not stopped_early:
             for index in epoch_batches(config.seed, where, len(train_set), config.batch_size, device):
-                x, y = train_set.batch(index)
+                x, y = fresh.batch(where.iteration, config.batch_size, device) if fresh else train_set.batch(index)
                 loss, correct = train_step(model, optimizer, x, y, config.max_norm)
                 where.advance()
                 step_log.add(where.iteration, loss * len(y), correct, len(y))
@@ -71,6 +71,12 @@ def train(config: PalindromeConfig | dict, out, resume: bool = False, progress: 
     plot_curves(run, config)
     atomic_write_text(run.path / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def parameter_groups(model, config: PalindromeConfig) -> list[dict]:
+    """The optimizer's parameter groups: one, unless the model's registry entry gives some their own rate."""
+    groups = model_spec(config.model).parameter_groups
+    return groups(model, config) if groups else [{"params": list(model.parameters())}]
 
 
 def train_step(model, optimizer, x, y, max_norm: float):
@@ -100,12 +106,12 @@ def initial_weights(config: PalindromeConfig) -> dict:
     """The weights of --init-from: another palindrome run's (any input length; the same network shape)."""
     source = load_checkpoint(config.init_from, kind=KIND)
     defaults = PalindromeConfig.defaults()     # a model saved before an option existed had its default
-    for key in ARCHITECTURE_KEYS:
+    for key, ours in config.architecture().items():
         theirs = source.config.get(key, defaults[key])
-        if theirs != getattr(config, key):
+        if theirs != ours:
             flag = "--" + key.replace("_", "-")
             raise UsageError(f"--init-from {config.init_from}: its {flag} is {theirs}, "
-                             f"this run's is {getattr(config, key)}; they must match")
+                             f"this run's is {ours}; they must match")
     return source.model.state_dict()
 
 

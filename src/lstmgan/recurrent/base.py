@@ -1,4 +1,7 @@
-"""What the LSTM and the vanilla RNN share: read a sequence, classify from the last hidden state.
+"""The base of every Part I model: read a sequence, classify from the last hidden state.
+
+`SequenceClassifier` is what every model is (the transformer and the LRU included); `RecurrentClassifier`
+adds what the LSTM, the vanilla RNN and the GRU share, a recurrence run by one of several backends.
 
     p = W_ph h_T + b_p        (logits; softmax lives in `predict_proba`)
 
