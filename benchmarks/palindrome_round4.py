@@ -1,0 +1,131 @@
+"""Round 4 of the model study (docs/palindrome.md §5.8): the fair round, stage by stage.
+
+Its rules were written before its first run; this script only carries them out. Each stage is a set
+of ordinary sweeps under `runs/round4/`, run with `sweep --resume`, so the study can stop at any time
+and continue later: a finished run is never trained again. After each run its config.json,
+summary.json and metrics.csv are copied to `docs/log/round4/<stage>/<run>/` (no checkpoints), and
+`docs/log/round4/<stage>.md` is rewritten from everything finished so far.
+
+    python benchmarks/palindrome_round4.py select            # stage 1 (memory setting), then stage 2 (rate)
+    python benchmarks/palindrome_round4.py select --table    # only rewrite the table from finished runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import shutil
+from pathlib import Path
+
+import torch
+
+from lstmgan.recurrent.sweep import sweep
+
+ROOT = Path(__file__).resolve().parent.parent
+RUNS, LOG = Path("runs/round4"), ROOT / "docs" / "log" / "round4"
+TARGET = 0.99
+SELECT_T, STUDY_RATE, OTHER_RATES = 200, 0.001, (0.0003, 0.003)
+SIZES = {"rnn": 200, "lstm": 128, "gru": 128, "transformer": 64, "lru": 64}
+# the short list of memory settings, in the order that breaks ties (docs/palindrome.md §5.8)
+SETTINGS = {
+    "rnn": {"plain": {}},
+    "lstm": {"fb3": {"forget_bias": 3.0}, "chrono": {"forget_bias": "chrono"}},
+    "gru": {"fb3": {"forget_bias": 3.0}, "chrono": {"forget_bias": "chrono"}},
+    "transformer": {"causal-sin": {"attention": "causal", "position": "sinusoidal"},
+                    "causal-random": {"attention": "causal", "position": "random", "position_range": 16384}},
+    "lru": {"ring": {}, "long": {"lru_r_min": 0.99, "lru_r_max": 0.9999, "lru_max_phase": math.pi / 10,
+                                 "lru_state": 128, "lru_lr_factor": 0.5}},
+}
+BUDGET = {"input_dim": 10, "batch_size": 100, "data": "fresh", "data_size": 20000, "max_epoch": 20, "patience": 1,
+          "target_accuracy": 0.999, "max_norm": 10.0, "device": "cpu"}
+
+
+def run_cell(stage: str, model: str, setting: str, rate: float, lengths=(SELECT_T,), seeds=(0,)) -> None:
+    """One sweep (a model at one setting and rate), resumed if it was started; its finished runs logged."""
+    out = RUNS / stage / f"{model}-{setting}-lr{rate:g}"
+    fixed = BUDGET | SETTINGS[model][setting] | {"num_hidden": SIZES[model], "learning_rate": rate}
+    grid = {"model": [model], "input_length": list(lengths), "seed": list(seeds)}
+    sweep(grid, fixed, out, resume=(out / "sweep.json").is_file(), threads=1, progress=False)
+    for run in sorted((out / "runs").iterdir()):
+        if (run / "summary.json").is_file():
+            kept = LOG / stage / f"{out.name}-{run.name}"
+            kept.mkdir(parents=True, exist_ok=True)
+            for name in ("config.json", "summary.json", "metrics.csv"):
+                shutil.copy2(run / name, kept / name)
+
+
+def finished(stage: str) -> list[dict]:
+    """Every logged run of a stage: its setting, rate, best held-out accuracy and steps to 99%."""
+    rows = []
+    for run in sorted((LOG / stage).glob("*/summary.json")):
+        config = json.loads((run.parent / "config.json").read_text())
+        summary = json.loads(run.read_text())
+        curve = list(csv.DictReader(open(run.parent / "metrics.csv")))
+        per_epoch = math.ceil(config["train_size"] / config["batch_size"])
+        first = next((int(r["epoch"]) for r in curve if float(r["test_accuracy"]) >= TARGET), None)
+        setting = run.parent.name.split("-lr")[0].split("-", 1)[1]
+        rows.append({"model": config["model"], "setting": setting, "rate": config["learning_rate"],
+                     "T": config["input_length"], "seed": config["seed"],
+                     "best": summary["best_test_accuracy"], "steps_to_99": first * per_epoch if first else None,
+                     "steps": summary["steps"], "seconds_per_step": summary["wall_time_s"] / max(1, summary["steps"]),
+                     "parameters": summary["parameters"]})
+    return rows
+
+
+def better(a: dict, b: dict) -> dict:
+    """The rule of §5.8: higher best held-out accuracy; both at 99%: fewer steps; else the earlier entry (a)."""
+    if a["best"] >= TARGET and b["best"] >= TARGET:
+        return b if b["steps_to_99"] < a["steps_to_99"] else a
+    return b if b["best"] > a["best"] else a
+
+
+def choose(rows: list[dict], model: str, rate: float | None = None) -> dict | None:
+    """The chosen run of a model among the finished ones (at one rate, or over all), None while any is missing."""
+    order = list(SETTINGS[model])
+    candidates = sorted((r for r in rows if r["model"] == model and (rate is None or r["rate"] == rate)),
+                        key=lambda r: (order.index(r["setting"]), r["rate"] != STUDY_RATE, r["rate"]))
+    chosen = None
+    for row in candidates:
+        chosen = row if chosen is None else better(chosen, row)
+    return chosen
+
+
+def write_table(stage: str) -> None:
+    rows = finished(stage)
+    lines = [f"# Round 4, stage `{stage}` (written by benchmarks/palindrome_round4.py)", "",
+             "T = 200, seed 0, the budget of docs/palindrome.md §5.8; held-out accuracy (4,000 palindromes).", "",
+             "| model | setting | learning rate | parameters | best held-out % | steps to 99% | steps run | "
+             "CPU s / step (1 thread) |", "|---|---|---|---|---|---|---|---|"]
+    for r in sorted(rows, key=lambda r: (list(SIZES).index(r["model"]), r["setting"], r["rate"])):
+        lines.append(f"| {r['model']} | {r['setting']} | {r['rate']:g} | {r['parameters']:,} | {100 * r['best']:.2f} "
+                     f"| {r['steps_to_99'] or '—'} | {r['steps']} | {r['seconds_per_step']:.3f} |")
+    lines += ["", "Chosen so far (the rule of §5.8, among the runs finished):", ""]
+    for model in SIZES:
+        chosen = choose(rows, model)
+        if chosen:
+            lines.append(f"* {model}: {chosen['setting']}, learning rate {chosen['rate']:g}")
+    (LOG / f"{stage}.md").write_text("\n".join(lines) + "\n")
+
+
+def select() -> None:
+    """Stage 1: every setting at the study's rate; stage 2: the chosen setting at the two other rates."""
+    for model in SIZES:
+        for setting in SETTINGS[model]:
+            run_cell("select", model, setting, STUDY_RATE)
+            write_table("select")
+    for model in SIZES:
+        setting = choose(finished("select"), model, STUDY_RATE)["setting"]
+        for rate in OTHER_RATES:
+            run_cell("select", model, setting, rate)
+            write_table("select")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("stage", choices=["select"])
+    parser.add_argument("--table", action="store_true", help="only rewrite the stage's table")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    write_table(args.stage) if args.table else select()
