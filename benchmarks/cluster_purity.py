@@ -27,7 +27,8 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    data, _ = mnist.split_off_validation(mnist.load("mnist", "train", args.data_dir), GANConfig.val_size)
+    data, _ = mnist.split_off_validation(mnist.load("mnist", "train", args.data_dir), GANConfig.val_size,
+                                         GANConfig.val_split, GANConfig.val_seed)   # a new run's training part
     print("| K | purity | images per cluster (min – max) | k-means seconds |\n|---|---|---|---|")
     for k in args.ks:
         start = time.perf_counter()

@@ -21,11 +21,11 @@ import copy
 
 import torch
 
-from lstmgan.gan import mnist
 from lstmgan.gan.architectures import build_discriminator, build_generator
 from lstmgan.gan.classifier import to_unit_range
+from lstmgan.gan.evaluate import TrainingSplit, labels_at_shares
 from lstmgan.gan.metrics import QualityMeter
-from lstmgan.gan.models import balanced_labels, generate, saved_config
+from lstmgan.gan.models import generate, saved_config
 from lstmgan.loading import load_checkpoint
 from lstmgan.seeding import Stream, random_stream
 
@@ -62,7 +62,7 @@ def discriminator_line(data: dict, train, validation, n: int) -> str | None:
     G.load_state_dict(data["generator"])
     D.eval(), G.eval()
     z = torch.randn(n, config.latent_dim, generator=torch.Generator().manual_seed(1))
-    fake_labels = balanced_labels(n) if config.conditional else None
+    fake_labels = labels_at_shares(validation.labels, n) if config.conditional else None
 
     @torch.no_grad()
     def real_probability(images, labels):
@@ -88,10 +88,9 @@ def main():
     torch.set_num_threads(args.threads)
     loaded = load_checkpoint(args.checkpoint)
     G, config = loaded.model, loaded.config
-    train, validation = mnist.split_off_validation(mnist.load(config.get("dataset", "mnist"), "train", args.data_dir),
-                                                   config.get("val_size", 10000))
+    train, validation = TrainingSplit.of_config(config).parts(config.get("dataset", "mnist"), args.data_dir)
     z = torch.randn(args.n, G.latent_dim, generator=random_stream(config.get("seed", 0), Stream.EVALUATION))
-    labels = balanced_labels(args.n) if G.conditional else None
+    labels = labels_at_shares(validation.labels, args.n) if G.conditional else None   # the reference's shares
     samples = generate(G, z, labels)
     print(pixel_line("training images", to_unit_range(train.images[:args.n])))
     print(pixel_line("samples", samples))

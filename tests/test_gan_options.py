@@ -78,9 +78,9 @@ def test_training_reads_only_the_training_files_and_never_trains_on_the_validati
         drawn.extend(torch.cat(batches).tolist())
         return batches
 
-    def recording_meter(config, validation, device):
+    def recording_meter(config, validation, train_part, device):
         references.append(validation)
-        return real_meter(config, validation, device)
+        return real_meter(config, validation, train_part, device)
 
     monkeypatch.setattr(gan_train, "epoch_batches", recording_batches)
     monkeypatch.setattr(gan_train, "quality_meter", recording_meter)
@@ -88,7 +88,11 @@ def test_training_reads_only_the_training_files_and_never_trains_on_the_validati
     gan_train.train(GANConfig(n_epochs=2, batch_size=32, val_size=32, eval_interval=1, eval_samples=40,
                               snapshot_interval=0, save_interval=1000, device="cpu", data_dir=str(data_dir)),
                     run, progress=False)
+    held_out = mnist.stratified_validation_index(full.labels, 32, seed=0)
     assert sorted(set(drawn)) == list(range(96))                          # every training image, no other
-    assert torch.equal(references[0].images, full.images[96:])            # the evaluations' reference: the tail
-    assert json.loads((run / "val_reference.json").read_text())["what"].endswith("32-image validation split")
+    assert torch.equal(references[0].images, full.images[held_out])      # the evaluations' reference: the split
+    saved = json.loads((run / "config.json").read_text())
+    assert (saved["val_split"], saved["val_seed"]) == ("stratified", 0)   # recorded with the run
+    assert json.loads((run / "val_reference.json").read_text())["what"].endswith(
+        "32-image stratified validation split")
     assert (run / "checkpoints" / "best.pt").is_file() and (run / "fid.png").is_file()

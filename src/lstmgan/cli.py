@@ -68,10 +68,10 @@ def add_threads(parser):
     flag(parser, "threads", type=int, help="torch CPU threads (default: torch's choice)")
 
 
-def add_checkpoint(parser, kind: str):
+def add_checkpoint(parser, kind: str, more: str = ""):
     names = ", ".join(f"pretrained:{n}" for n in pretrained_names(kind)) or "none shipped"
     flag(parser, "checkpoint", required=True, metavar="PATH",
-         help=f"a checkpoint or .safetensors file, or a shipped model: {names}")
+         help=f"a checkpoint or .safetensors file, or a shipped model: {names}{more}")
 
 
 def add_export(parser, kind: str):
@@ -243,10 +243,10 @@ def cmd_gan_interpolate(args):
 
 
 def cmd_gan_evaluate(args):
-    from .gan.sample import evaluate_checkpoint
+    from .gan.evaluate import evaluate_checkpoint
 
     result = evaluate_checkpoint(args.checkpoint, args.n, args.seed, args.device, args.data_dir,
-                                 reference=not args.no_reference)
+                                 reference=not args.no_reference, against=args.against)
     print(json.dumps(result, indent=2))
 
 
@@ -367,8 +367,11 @@ def add_gan_commands(parts) -> None:
         flag(p, "out", required=True, help="FILE.png or FILE.npy")
         p.set_defaults(handler=handler)
 
-    p = subcommand(gan, "evaluate", "FID, IS, precision/recall, mode coverage against the test set (JSON)")
-    add_checkpoint(p, "gan")
+    p = subcommand(gan, "evaluate", "FID beside the real-data floor at the same digit shares and size (and their "
+                                    "ratio), IS, precision/recall, mode coverage and the copy rate (JSON)")
+    add_checkpoint(p, "gan", "; or FILE.npy, uint8 images [N, 28, 28] scored as samples")
+    flag(p, "against", choices=["test", "val"], default="test",
+         help="the reference: the test set, or the generator's validation split (for choosing between recipes)")
     flag(p, "n", type=int, default=10000, help="samples to score")
     flag(p, "seed", type=int, default=0, help="seed of the samples")
     add_device(p)

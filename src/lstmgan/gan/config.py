@@ -17,10 +17,14 @@ from ..config import (
     one_of,
     option,
 )
-from .architectures import REGISTRY, architecture, architecture_names, architecture_options
-from .mnist import DATASETS, NUM_CLASSES, TRAIN_SIZE
+from .architectures import DEFAULT_ARCH, REGISTRY, architecture, architecture_names, architecture_options
+from .mnist import DATASETS, NUM_CLASSES, TRAIN_SIZE, VAL_SPLITS
 
 MAX_CLUSTERS = 1000
+FAKE_LABELS = ("train-shares", "uniform")
+# What a run saved before these options existed did: a config without the key resolves to this
+# value (not to the new default), so old runs load, evaluate and resume on their own split.
+BEFORE_OPTION = {"val_split": "tail", "fake_labels": "uniform"}
 
 
 @dataclass
@@ -37,7 +41,7 @@ class GANConfig(Config):
     b2: float = option(0.999, "Adam beta2", FRACTION)
     latent_dim: int = option(100, "size of z", POSITIVE_INT)
     save_interval: int = option(500, "iterations between sample grids and checkpoints", POSITIVE_INT)
-    arch: str = option("mlp", "the networks: " + ", ".join(f"{a.name} ({a.title})" for a in REGISTRY.values()),
+    arch: str = option(DEFAULT_ARCH, "the networks: " + ", ".join(f"{a.name} ({a.title})" for a in REGISTRY.values()),
                        Rule(lambda v: isinstance(v, str), "a name"), metavar="{" + ",".join(architecture_names()) + "}")
     conditional: bool = option(False, "condition both networks on the digit label (cGAN)", BOOLEAN)
     dataset: str = option("mnist", " or ".join(DATASETS), one_of(*DATASETS))
@@ -48,7 +52,8 @@ class GANConfig(Config):
     device: str = option("auto", "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps", changeable=True)
     log_interval: int = option(100, "iterations per metrics.csv loss row (means over the window)", POSITIVE_INT)
     eval_interval: int = option(0, "epochs between quality evaluations on the validation split (0: none)", COUNT)
-    eval_samples: int = option(5000, "samples per evaluation", POSITIVE_INT)
+    eval_samples: int = option(10000, "samples per evaluation (10000: FID on 5000 varies by ±0.7 between draws "
+                                      "of real images)", POSITIVE_INT)
     ema_decay: float = option(0.0, "keep an exponential moving average of G's weights and sample from it (0: off)",
                               FRACTION)
     snapshot_interval: int = option(10, "epochs between kept snapshots, and epoch 1 (0: none)", COUNT)
@@ -57,8 +62,16 @@ class GANConfig(Config):
     lr_decay_from: int = option(0, "after this epoch both learning rates fall linearly to 0 at the end "
                                    "(0: the seed's constant rate)", COUNT)
     d_dropout: float = option(0.0, "dropout after each hidden layer of D", FRACTION)
-    val_size: int = option(10000, "the last N training images are the validation split of in-training "
+    val_size: int = option(10000, "N training images held out as the validation split of in-training "
                                   "evaluations and best.pt, never trained on (0: train on all)", COUNT)
+    val_split: str = option("stratified", "which images: stratified (a seeded random draw, each digit at its "
+                                          "share) or tail (the file's last N: runs saved before this option)",
+                            one_of(*VAL_SPLITS))
+    val_seed: int = option(0, "seed of the stratified validation split (the same split for every run seed)",
+                           INTEGER)
+    fake_labels: str = option("train-shares", "cGAN: the digits asked of G in training: at the training part's "
+                                              "shares, or uniform (runs saved before this option)",
+                              one_of(*FAKE_LABELS))
     clusters: int = option(0, "unconditional G and D conditioned on K pseudo-classes: k-means clusters of the "
                               "training pixels, no labels read; G draws the cluster from z (0: off)", COUNT,
                            metavar="K")
@@ -101,3 +114,24 @@ class GANConfig(Config):
     def num_conditions(self) -> int:
         """What D and G are conditioned on in training: digit labels, clusters, or nothing (0)."""
         return self.num_classes or self.clusters
+
+
+def as_it_ran(values: dict) -> dict:
+    """A saved config's values, with each option it predates set to what the run did (BEFORE_OPTION)."""
+    return {**{k: v for k, v in BEFORE_OPTION.items() if k not in values}, **values}
+
+
+class GANConfigBeforeSplitOptions(GANConfig):
+    """The config class that resumes a run saved before --val-split and --fake-labels existed: a
+    resume fills missing options with the class defaults, and these are what such a run did."""
+
+    @classmethod
+    def defaults(cls) -> dict:
+        return {**super().defaults(), **BEFORE_OPTION}
+
+
+def config_class_for(saved: dict | None) -> type[GANConfig]:
+    """GANConfig, or for a saved config without the split options the class that resumes it as it ran."""
+    if saved is not None and any(key not in saved for key in BEFORE_OPTION):
+        return GANConfigBeforeSplitOptions
+    return GANConfig

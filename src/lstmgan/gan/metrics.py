@@ -8,6 +8,7 @@
   falls inside the k-NN ball (k = 3) of some real sample; a real sample is "recalled"
   if it falls inside the k-NN ball of some generated sample.
 * For a conditional model, the fraction of samples classified as the requested digit.
+* Nearest distances (the memorisation check of evaluate.py).
 """
 
 from __future__ import annotations
@@ -83,6 +84,13 @@ def _coverage(queries: torch.Tensor, support: torch.Tensor, radii: torch.Tensor,
     return inside / len(queries)
 
 
+def nearest_distances(queries: torch.Tensor, support: torch.Tensor, chunk: int = 1024) -> torch.Tensor:
+    """Each query's Euclidean distance to its nearest support point, in chunks (60,000 x 10,000 fits)."""
+    queries, support = queries.float(), support.float()
+    return torch.cat([torch.cdist(queries[start:start + chunk], support).amin(1)
+                      for start in range(0, len(queries), chunk)])
+
+
 def precision_recall(real: torch.Tensor, fake: torch.Tensor, k: int = 3) -> tuple[float, float]:
     real, fake = real.float(), fake.float()
     real_radii, fake_radii = _kth_neighbour_radius(real, k), _kth_neighbour_radius(fake, k)
@@ -127,7 +135,11 @@ class QualityMeter:
 
     def score(self, images: torch.Tensor, labels: torch.Tensor | None = None, k: int = 3) -> dict:
         """All metrics for images (uint8 [N, 28, 28] or float in [-1, 1]); labels: requested digits."""
-        features, probs = classify(self.classifier, images)
+        return self.score_features(*classify(self.classifier, images), labels, k)
+
+    def score_features(self, features: torch.Tensor, probs: torch.Tensor, labels: torch.Tensor | None = None,
+                       k: int = 3) -> dict:
+        """All metrics for images already through the classifier (`classify`)."""
         histogram = class_histogram(probs)
         precision, recall = precision_recall(self.real_features, features, k)
         result = {"fid": frechet_distance(*self.real_gaussian, *gaussian(features)),
@@ -140,6 +152,9 @@ class QualityMeter:
                 self.real_features, self.real_labels, features, labels, len(histogram), k)
             result["min_class_recall"] = min(result["per_class_recall"])
         return result
+
+    def fid_of(self, features: torch.Tensor) -> float:
+        return frechet_distance(*self.real_gaussian, *gaussian(features))
 
     def reference(self, pool, n: int = 10000, seed: int = 0, with_labels: bool = False) -> dict:
         """The floor: the same metrics for `n` real images drawn from `pool` (disjoint from the reference)."""

@@ -11,9 +11,9 @@ import torch
 from ..checkpoint import check_state, load_state
 from ..errors import UsageError
 from ..loading import register_kind
-from .architectures import REGISTRY, GeneratorLike, build_generator
+from .architectures import DEFAULT_ARCH, REGISTRY, GeneratorLike, build_generator
 from .conditioning import IMAGE_SHAPE, IMAGE_SIZE, ConditionalBatchNorm1d, ConditionalBatchNorm2d
-from .config import GANConfig
+from .config import GANConfig, as_it_ran
 from .mnist import NUM_CLASSES
 
 KIND = GANConfig.kind
@@ -23,9 +23,10 @@ __all__ = ["KIND", "IMAGE_SHAPE", "IMAGE_SIZE", "ConditionalBatchNorm1d", "Condi
 
 
 def saved_config(values: dict) -> GANConfig:
-    """The GANConfig of a checkpoint's config; options it predates take their defaults (no `arch`: MLP)."""
+    """The GANConfig of a checkpoint's config; options it predates take what the run did (no `arch`: MLP,
+    no `val_split`: the file's tail), else their defaults."""
     known = GANConfig.defaults().keys()
-    return GANConfig(**{k: v for k, v in values.items() if k in known})
+    return GANConfig(**{k: v for k, v in as_it_ran(values).items() if k in known})
 
 
 def generator_from_config(values: dict) -> GeneratorLike:
@@ -40,7 +41,7 @@ def model_from_checkpoint(data: dict, path) -> GeneratorLike:
         raise UsageError(f"{path}: checkpoint config has no valid latent_dim")
     if not isinstance(config.get("clusters", 0), int) or config.get("clusters", 0) < 0:
         raise UsageError(f"{path}: checkpoint config has an invalid clusters value")
-    arch = config.get("arch", "mlp")
+    arch = config.get("arch", DEFAULT_ARCH)
     if not isinstance(arch, str) or arch not in REGISTRY:
         raise UsageError(f"{path}: checkpoint config names architecture {arch!r}, which this lstmgan does not have "
                          f"({', '.join(REGISTRY)})")

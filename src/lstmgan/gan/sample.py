@@ -1,4 +1,4 @@
-"""Using a trained generator: sample grids, latent interpolation, export, quality evaluation."""
+"""Using a trained generator: sample grids and latent interpolation (quality evaluation: evaluate.py)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from ..loading import load_checkpoint
 from ..plots import image_grid, to_uint8
 from ..seeding import Stream, random_stream
 from .architectures import GeneratorLike
+from .evaluate import evaluate_checkpoint  # noqa: F401 — re-exported: its home before evaluate.py
 from .mnist import NUM_CLASSES
 from .models import KIND, balanced_labels, generate
 
@@ -119,31 +120,3 @@ def blended_clusters(G: GeneratorLike, z1: torch.Tensor, z2: torch.Tensor, t: to
     ends = torch.nn.functional.one_hot(G.cluster_of(torch.stack([z1, z2]).to(G.cluster_sizes.device)).cpu(),
                                        G.num_clusters).float()
     return (1 - t[:, None]) * ends[0] + t[:, None] * ends[1]
-
-
-def evaluate_checkpoint(checkpoint, n: int = 10000, seed: int = 0, device: str = "auto", data_dir=None,
-                        reference: bool = True) -> dict:
-    """Quality metrics of a generator's samples against the test set, with the real-data floor."""
-    from .metrics import QualityMeter
-
-    if n < NUM_CLASSES:
-        raise UsageError(f"--n must be at least {NUM_CLASSES} (got {n})")
-    loaded = load_checkpoint(checkpoint, resolve_device(device), kind=KIND)
-    dataset = loaded.config.get("dataset", "mnist")
-    meter = QualityMeter(dataset, data_dir, resolve_device(device))
-    G = loaded.model
-    z = torch.randn(n, G.latent_dim, generator=random_stream(seed, Stream.EVALUATION))
-    labels = balanced_labels(n) if G.conditional else None
-    progress = loaded.data.get("progress", {})
-    result = {"checkpoint": str(checkpoint), "dataset": dataset, "n": n, "seed": seed, "conditional": G.conditional,
-              # progress["epoch"] is the epoch a resume would start, so one more than the epochs done
-              "epochs_completed": progress["epoch"] - 1 if "epoch" in progress else None,
-              **meter.score(generate(G, z, labels), labels)}
-    if reference:
-        from . import mnist
-
-        floor = meter.reference(mnist.load(dataset, "train", data_dir), min(n, 60000), seed, G.conditional)
-        result["reference_real_data"] = {"what": f"{min(n, 60000)} real training images vs the test set", **floor}
-    result["classifier"] = {"dataset": dataset, "test_accuracy": meter.meta["test_accuracy"],
-                            "retrain": meter.meta["command"]}
-    return result

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from ..checkpoint import check_state
 from ..devices import resolve_device
+from ..errors import UsageError
 from ..plots import line_plot, save_grid, to_uint8
 from ..runs import Run, atomic_write_text, start_run
 from ..seeding import Stream, random_stream, seed_everything
@@ -25,7 +26,7 @@ from ..training import Progress, RandomState, Session, StepLog, TrainState, epoc
 from . import mnist
 from .architectures import GeneratorLike, build_discriminator, build_generator
 from .conditioning import IMAGE_SHAPE
-from .config import GANConfig
+from .config import GANConfig, config_class_for
 from .models import balanced_labels, generate
 
 LOSS_COLUMNS = ["d_loss", "g_loss", "d_real", "d_fake"]
@@ -36,12 +37,14 @@ GRID_SIZE = 25                      # a 5 x 5 progress grid; a cGAN's grid is 10
 
 def train(config: GANConfig | dict, out, resume: bool = False, progress: bool = True) -> dict:
     """Train a GAN into run directory `out`; returns a summary (iterations, last losses, last scores)."""
-    run, config, checkpoint = start_run(GANConfig, config, out, resume)
+    run, config, checkpoint = start_run(config_class_for(saved_run_config(out) if resume else None), config, out,
+                                        resume)
     device = resolve_device(config.device)
     data, validation = mnist.split_off_validation(mnist.load(config.dataset, "train", config.data_dir),
-                                                  config.val_size)
-    meter = quality_meter(config, validation, device)
+                                                  config.val_size, config.val_split, config.val_seed)
+    meter = quality_meter(config, validation, data, device)
     conditions = training_conditions(config, data)
+    label_shares = torch.bincount(data.labels, minlength=mnist.NUM_CLASSES).double()
     images, labels = data.images.to(device), conditions.to(device)
 
     seed_everything(config.seed)
@@ -74,7 +77,7 @@ def train(config: GANConfig | dict, out, resume: bool = False, progress: bool = 
                 if where.iteration == total:
                     break
                 real, real_labels = real_batch(images, labels, index, config.num_conditions > 0)
-                z, fake_labels = noise_batch(noise, len(real), config, device, G)
+                z, fake_labels = noise_batch(noise, len(real), config, device, G, label_shares)
                 set_learning_rates(config, lr_factor(config, where.iteration, total, batches_per_epoch), opt_G, opt_D)
                 # D step: tell real images from generated ones
                 fake = G(z, fake_labels)
@@ -187,12 +190,16 @@ def real_batch(images, labels, index, conditioned: bool):
     return images[index].float().div_(127.5).sub_(1).view(-1, *IMAGE_SHAPE), (labels[index] if conditioned else None)
 
 
-def noise_batch(noise: torch.Generator, n: int, config: GANConfig, device, G: GeneratorLike):
-    """z ~ N(0, I) from the run's own noise stream, and the labels D sees with G(z): uniform digits
-    for a conditional G, the cluster z picks for a cluster-conditioned one, else None."""
+def noise_batch(noise: torch.Generator, n: int, config: GANConfig, device, G: GeneratorLike,
+                label_shares: torch.Tensor | None = None):
+    """z ~ N(0, I) from the run's own noise stream, and the labels D sees with G(z): for a conditional G
+    digits at the training part's `label_shares` (--fake-labels uniform: equal shares, as runs before the
+    option), the cluster z picks for a cluster-conditioned one, else None."""
     z = torch.randn(n, config.latent_dim, generator=noise).to(device)
-    if config.conditional:
+    if config.conditional and (config.fake_labels == "uniform" or label_shares is None):
         return z, torch.randint(config.num_classes, (n,), generator=noise).to(device)
+    if config.conditional:
+        return z, torch.multinomial(label_shares, n, replacement=True, generator=noise).to(device)
     return z, (G.cluster_of(z) if config.clusters else None)
 
 
@@ -262,28 +269,42 @@ def none_last(value) -> float:
     return math.inf if value in ("", None) else float(value)
 
 
-def quality_meter(config: GANConfig, validation, device):
-    """The meter of in-training evaluations, against the validation split (None when there are none)."""
+def saved_run_config(out) -> dict | None:
+    """The options of the run `--resume` continues (None when there is none: start_run says so)."""
+    try:
+        return Run(out).saved_config(GANConfig)
+    except UsageError:
+        return None
+
+
+def quality_meter(config: GANConfig, validation, train_part, device):
+    """The scorer of in-training evaluations: against the validation split, its floor drawn from the
+    training part (None when there are none)."""
     if not config.eval_interval:
         return None
-    from .metrics import QualityMeter
+    from .evaluate import Scorer
 
-    return QualityMeter(config.dataset, config.data_dir, device, reference=validation)
+    return Scorer(config.dataset, validation, train_part, None, device, reference_name="val")
 
 
 def evaluate_generator(G, meter, n: int, seed: int) -> dict:
-    """Quality scores of n samples (labels in equal shares for a conditional G)."""
-    z = torch.randn(n, G.latent_dim, generator=random_stream(seed, Stream.EVALUATION))
-    labels = balanced_labels(n) if G.conditional else None
-    return meter.score(generate(G, z, labels), labels)
+    """Quality scores of n samples (a conditional G asked for digits at the validation split's shares)."""
+    from .evaluate import generator_samples
+
+    images, labels = generator_samples(G, meter, n, seed)
+    return meter.score(images, labels, seed, with_floor=False, with_copies=False)
 
 
 def write_val_reference(run: Run, meter, train_part, config: GANConfig) -> None:
-    """The validation split's real-data floor: as many real training images as evaluation samples."""
-    floor = meter.reference(train_part, config.eval_samples, config.seed, with_labels=config.conditional)
+    """The validation split's real-data floor for eval_samples images at the shares they are scored at,
+    with its noise band (see evaluate.py)."""
+    labels = meter.labels_for(config.eval_samples) if config.conditional else None
+    floor = meter.floor(config.eval_samples, labels, config.seed)
+    scores = meter.floor_metrics(config.eval_samples, labels, config.seed)
     atomic_write_text(run.path / "val_reference.json", json.dumps(
-        {"what": f"{config.eval_samples} real training images vs the {config.val_size}-image validation split",
-         **{k: v for k, v in floor.items() if k in EVAL_COLUMNS}}, indent=2) + "\n")
+        {"what": f"{config.eval_samples} real training images vs the {config.val_size}-image "
+                 f"{config.val_split} validation split",
+         **{k: v for k, v in scores.items() if k in EVAL_COLUMNS}, **floor}, indent=2) + "\n")
 
 
 def final_scores(run: Run) -> dict:
@@ -319,7 +340,8 @@ def plot_run(run: Run) -> None:
         series = {"FID": (epochs, [r["fid"] for r in eval_rows])}
         floor_path = run.path / "val_reference.json"
         if floor_path.is_file():
-            floor = json.loads(floor_path.read_text())["fid"]
+            saved = json.loads(floor_path.read_text())
+            floor = saved.get("fid_floor", saved["fid"])    # the mean of the draws (runs before it: one draw)
             series["real-data floor"] = ([epochs[0], epochs[-1]], [floor, floor])
         line_plot(run.path / "fid.png", [
             {"series": series, "xlabel": "epoch", "ylabel": "FID (classifier features)",

@@ -1,0 +1,252 @@
+"""Scoring a generator, or any set of images, against real data: the evaluation protocol of Part II.
+
+* The reference is the test set (what docs/gan.md reports) or the run's own validation split
+  (what model selection reads). A conditional generator is asked for digits at the reference's
+  shares: FID punishes a digit mix unlike the reference's even in real images (10,000 real
+  training images score 2.33-2.54 at equal shares, 1.32-1.53 at the test set's).
+* The floor: real images from the training part of the generator's split, at the same digit
+  counts as the samples (a conditional generator) or drawn at random (an unconditional one: a
+  perfect one samples the training distribution), the same number, scored the same way.
+  FLOOR_DRAWS such draws give its noise band, mean ± BAND_SDS standard deviations; `fid_ratio` is
+  FID / floor, and a ratio inside `fid_ratio_band` cannot be told from real data.
+* The copy rate (memorisation): the share of samples whose nearest training image, in the
+  classifier's feature space, is closer than 99% of test images' nearest training image is to
+  them. The test set's own rate is 1% by construction; a generator that copies shows far more.
+"""
+
+from __future__ import annotations
+
+import functools
+import statistics
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..devices import resolve_device
+from ..errors import UsageError
+from ..loading import load_checkpoint
+from ..seeding import Stream, random_stream
+from . import mnist
+from .metrics import QualityMeter, classify, nearest_distances
+from .models import KIND, generate, saved_config
+
+FLOOR_DRAWS = 10          # real-vs-real draws behind the floor and its noise band
+BAND_SDS = 3              # the band is the floor's mean ± 3 standard deviations over those draws
+COPY_QUANTILE = 0.01      # a sample "copies" when it is nearer its training neighbour than 99% of test images
+REFERENCES = ("test", "val")
+
+
+@dataclass(frozen=True)
+class TrainingSplit:
+    """Which training images a generator saw: all but the validation split (see mnist.split_off_validation)."""
+
+    how: str = "stratified"
+    size: int = 10000
+    seed: int = 0
+
+    @classmethod
+    def of_config(cls, values: dict) -> "TrainingSplit":
+        """The split a run's config records; a config from before --val-split used the file's tail."""
+        config = saved_config(values)
+        return cls(config.val_split, config.val_size, config.val_seed)
+
+    def parts(self, dataset: str, data_dir=None) -> tuple[mnist.ImageSet, mnist.ImageSet | None]:
+        return mnist.split_off_validation(mnist.load(dataset, "train", data_dir), self.size, self.how, self.seed)
+
+
+def labels_at_shares(reference_labels: torch.Tensor, n: int) -> torch.Tensor:
+    """n digit labels, grouped 0, 0, ..., 9, at the shares of `reference_labels` (counts sum to n)."""
+    counts = mnist.class_counts(torch.bincount(reference_labels.cpu(), minlength=mnist.NUM_CLASSES), n)
+    return torch.arange(len(counts)).repeat_interleave(counts)
+
+
+class CopyCheck:
+    """Nearest-training-image distances in feature space, and the test set's 1% threshold."""
+
+    def __init__(self, train_features: torch.Tensor, test_features: torch.Tensor):
+        self.train_features = train_features
+        test_distances = nearest_distances(test_features, train_features)
+        self.threshold = float(torch.quantile(test_distances.double(), COPY_QUANTILE))
+        self.test_rate = self.share_below(test_distances)
+
+    def share_below(self, distances: torch.Tensor) -> float:
+        return (distances < self.threshold).double().mean().item()
+
+    def rate(self, features: torch.Tensor) -> float:
+        return self.share_below(nearest_distances(features, self.train_features))
+
+
+class Scorer:
+    """Scores image sets against `reference`, with the floor drawn from `pool` (the training part)
+    and, when `test` is given, the copy rate against `pool`."""
+
+    def __init__(self, dataset: str, reference: mnist.ImageSet, pool: mnist.ImageSet,
+                 test: mnist.ImageSet | None = None, device="cpu", reference_name: str = "test"):
+        self.meter = QualityMeter(dataset, None, device, reference=reference)
+        self.reference_name = reference_name
+        self.pool = pool
+        self._pool_features = torch.zeros(len(pool), self.meter.real_features.shape[1],
+                                          device=self.meter.real_features.device)
+        self._pool_probs: dict[int, torch.Tensor] = {}
+        self._known = torch.zeros(len(pool), dtype=torch.bool)
+        self._test = test
+        self._copy: CopyCheck | None = None
+
+    @property
+    def reference_labels(self) -> torch.Tensor:
+        return self.meter.real_labels
+
+    @torch.no_grad()
+    def pool_features(self, index: torch.Tensor) -> torch.Tensor:
+        """Features of pool images, classified once each and only when first asked for."""
+        missing = index[~self._known[index]].unique()
+        if len(missing):
+            self._pool_features[missing.to(self._pool_features.device)] = classify(
+                self.meter.classifier, self.pool.images[missing])[0]
+            self._known[missing] = True
+        return self._pool_features[index.to(self._pool_features.device)]
+
+    def copy_check(self) -> CopyCheck | None:
+        if self._copy is None and self._test is not None:
+            test = self._test
+            test_features = (self.meter.real_features if test is self.meter.real
+                             else classify(self.meter.classifier, test.images)[0])
+            self._copy = CopyCheck(self.pool_features(torch.arange(len(self.pool))), test_features)
+        return self._copy
+
+    def labels_for(self, n: int) -> torch.Tensor:
+        """The digits a conditional generator is asked for: the reference's shares."""
+        return labels_at_shares(self.reference_labels, n)
+
+    def floor_index(self, n: int, labels: torch.Tensor | None, seed: int, draw: int) -> torch.Tensor:
+        """Pool images of one real-vs-real draw: the labels' digit counts, or n at random without labels."""
+        rng = random_stream(seed, Stream.REAL_REFERENCE, draw)
+        if labels is None:
+            if n > len(self.pool):
+                raise UsageError(f"--n {n}: the floor needs as many real training images, and there are "
+                                 f"{len(self.pool)}")
+            return torch.randperm(len(self.pool), generator=rng)[:n]
+        chosen = []
+        for digit, count in enumerate(torch.bincount(labels.cpu(), minlength=mnist.NUM_CLASSES).tolist()):
+            members = (self.pool.labels == digit).nonzero().squeeze(1)
+            if count > len(members):
+                raise UsageError(f"--n: the floor needs {count} real training images of class {digit}, and "
+                                 f"there are {len(members)}")
+            chosen.append(members[torch.randperm(len(members), generator=rng)[:count]])
+        return torch.cat(chosen)
+
+    @torch.no_grad()
+    def floor(self, n: int, labels: torch.Tensor | None, seed: int = 0) -> dict:
+        """The real-data floor of FID for n images at `labels`' shares, and its noise band."""
+        fids = [self.meter.fid_of(self.pool_features(self.floor_index(n, labels, seed, draw)))
+                for draw in range(FLOOR_DRAWS)]
+        mean, sd = statistics.fmean(fids), statistics.stdev(fids)
+        return {"fid_floor": mean, "fid_floor_sd": sd, "fid_floor_draws": fids,
+                "fid_ratio_band": [(mean - BAND_SDS * sd) / mean, (mean + BAND_SDS * sd) / mean]}
+
+    @torch.no_grad()
+    def floor_metrics(self, n: int, labels: torch.Tensor | None, seed: int = 0) -> dict:
+        """Every metric of the floor's first draw (precision, recall, ...), as a generator's are reported."""
+        index = self.floor_index(n, labels, seed, 0)
+        probs = torch.softmax(self.meter.classifier.head(self.pool_features(index)), dim=1)
+        return self.meter.score_features(self.pool_features(index), probs, labels)
+
+    @torch.no_grad()
+    def score(self, images: torch.Tensor, labels: torch.Tensor | None = None, seed: int = 0,
+              with_floor: bool = True, with_copies: bool = True) -> dict:
+        """Every metric of `images` (uint8 [N, 28, 28] or float in [-1, 1]; `labels`: the digits asked for),
+        with the floor, the ratio and its band, and the copy rate."""
+        features, probs = classify(self.meter.classifier, images)
+        result = self.meter.score_features(features, probs, labels)
+        result["reference"] = {"set": self.reference_name, "size": len(self.meter.real)}
+        if with_floor:
+            floor = self.floor(len(images), labels, seed)
+            result.update(floor, fid_ratio=result["fid"] / floor["fid_floor"])
+        copies = self.copy_check() if with_copies else None
+        if copies is not None:
+            result.update(copy_rate=copies.rate(features), copy_rate_test=copies.test_rate,
+                          copy_threshold=copies.threshold)
+        return result
+
+
+@functools.lru_cache(maxsize=2)
+def scorer_for(dataset: str, data_dir, device: str, against: str, split: TrainingSplit) -> Scorer:
+    """The scorer of one reference and split (cached: several generators share its features)."""
+    if against not in REFERENCES:
+        raise UsageError(f"the reference must be {' or '.join(REFERENCES)} (got {against!r})")
+    pool, validation = split.parts(dataset, data_dir)
+    test = mnist.load(dataset, "test", data_dir)
+    if against == "val" and validation is None:
+        raise UsageError("this run has no validation split (--val-size 0): score it against the test set")
+    reference = test if against == "test" else validation
+    return Scorer(dataset, reference, pool, test, device, against)
+
+
+def read_samples(path: Path) -> torch.Tensor:
+    """Images from a `gan sample --out FILE.npy` file: uint8 [N, 28, 28]."""
+    try:
+        images = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as error:
+        raise UsageError(f"{path}: not a readable .npy file ({error})") from None
+    if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (28, 28) or not len(images):
+        raise UsageError(f"{path}: expected uint8 images [N, 28, 28], got {images.dtype} {list(images.shape)}")
+    return torch.from_numpy(images.copy())
+
+
+def evaluate_checkpoint(checkpoint, n: int = 10000, seed: int = 0, device: str = "auto", data_dir=None,
+                        reference: bool = True, against: str = "test") -> dict:
+    """Quality of a generator's n samples against the test set (or its validation split, `against="val"`):
+    FID beside the real-data floor at the same shares and size, the ratio, copy rate, ...
+
+    `checkpoint` may also be a .npy file of uint8 images [N, 28, 28] (scored as unlabelled samples,
+    all N of them, against the default split's training part). `reference`: also every metric of
+    the floor's first draw.
+    """
+    if str(checkpoint).lower().endswith(".npy"):
+        return evaluate_samples_file(Path(checkpoint), seed, device, data_dir, reference, against)
+    if n < mnist.NUM_CLASSES:
+        raise UsageError(f"--n must be at least {mnist.NUM_CLASSES} (got {n})")
+    loaded = load_checkpoint(checkpoint, resolve_device(device), kind=KIND)
+    dataset = loaded.config.get("dataset", "mnist")
+    split = TrainingSplit.of_config(loaded.config)
+    scorer = scorer_for(dataset, data_dir, str(resolve_device(device)), against, split)
+    images, labels = generator_samples(loaded.model, scorer, n, seed)
+    progress = loaded.data.get("progress", {})
+    result = {"checkpoint": str(checkpoint), "dataset": dataset, "n": n, "seed": seed,
+              "conditional": loaded.model.conditional,
+              # progress["epoch"] is the epoch a resume would start, so one more than the epochs done
+              "epochs_completed": progress["epoch"] - 1 if "epoch" in progress else None,
+              "training_split": asdict(split), **scorer.score(images, labels, seed)}
+    if labels is not None:
+        result["label_counts"] = torch.bincount(labels, minlength=mnist.NUM_CLASSES).tolist()
+    return finish(result, scorer, labels, seed, reference)
+
+
+def generator_samples(G, scorer: Scorer, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """n samples of G from the evaluation noise stream; a conditional G is asked for the reference's shares."""
+    z = torch.randn(n, G.latent_dim, generator=random_stream(seed, Stream.EVALUATION))
+    labels = scorer.labels_for(n) if G.conditional else None
+    return generate(G, z, labels), labels
+
+
+def evaluate_samples_file(path: Path, seed: int, device: str, data_dir, reference: bool, against: str) -> dict:
+    images = read_samples(path)
+    split = TrainingSplit()
+    scorer = scorer_for("mnist", data_dir, str(resolve_device(device)), against, split)
+    result = {"samples": str(path), "dataset": "mnist", "n": len(images), "seed": seed, "conditional": False,
+              "training_split": asdict(split), **scorer.score(images, None, seed)}
+    return finish(result, scorer, None, seed, reference)
+
+
+def finish(result: dict, scorer: Scorer, labels, seed: int, reference: bool) -> dict:
+    if reference:
+        how = "at the same digit counts" if labels is not None else "at random"
+        result["reference_real_data"] = {
+            "what": f"{result['n']} real training images ({how}) vs the {scorer.reference_name} set, "
+                    "the floor's first draw",
+            **scorer.floor_metrics(result["n"], labels, seed)}
+    result["classifier"] = {"dataset": scorer.meter.dataset, "test_accuracy": scorer.meter.meta["test_accuracy"],
+                            "retrain": scorer.meter.meta["command"]}
+    return result
