@@ -20,7 +20,12 @@ import shutil
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
 
+from lstmgan.recurrent.config import PalindromeConfig
+from lstmgan.recurrent.palindrome import encode_digits
+from lstmgan.recurrent.registry import REGISTRY, build_model
 from lstmgan.recurrent.sweep import sweep
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,8 +75,23 @@ def finished(stage: str) -> list[dict]:
                      "T": config["input_length"], "seed": config["seed"],
                      "best": summary["best_test_accuracy"], "steps_to_99": first * per_epoch if first else None,
                      "steps": summary["steps"], "seconds_per_step": summary["wall_time_s"] / max(1, summary["steps"]),
-                     "parameters": summary["parameters"]})
+                     "parameters": summary["parameters"], "gflops_per_step": flops_per_step(config) / 1e9})
     return rows
+
+
+def flops_per_step(config: dict) -> float:
+    """Matmul FLOPs of one training step (forward and backward, batch and T of the run), counted by torch's
+    FlopCounterMode on the autograd implementation (per-gate where a model has one: the hand-written backward
+    of the fused path is not seen by the counter); elementwise work is not counted."""
+    values = {k: v for k, v in config.items() if k in PalindromeConfig.defaults()}
+    spec = REGISTRY[values["model"]]
+    values["backend"] = "per-gate" if "per-gate" in spec.backends else "auto"
+    model = build_model(PalindromeConfig(**values))
+    digits = torch.randint(0, values["num_classes"], (values["batch_size"], values["input_length"]))
+    x = encode_digits(digits, values["input_dim"], values["num_classes"])
+    with FlopCounterMode(display=False) as counter:
+        F.cross_entropy(model(x), digits[:, 0]).backward()
+    return counter.get_total_flops()
 
 
 def better(a: dict, b: dict) -> dict:
@@ -97,10 +117,11 @@ def write_table(stage: str) -> None:
     lines = [f"# Round 4, stage `{stage}` (written by benchmarks/palindrome_round4.py)", "",
              "T = 200, seed 0, the budget of docs/palindrome.md §5.8; held-out accuracy (4,000 palindromes).", "",
              "| model | setting | learning rate | parameters | best held-out % | steps to 99% | steps run | "
-             "CPU s / step (1 thread) |", "|---|---|---|---|---|---|---|---|"]
+             "CPU s / step (1 thread, shared machine) | GFLOP / step |", "|---|---|---|---|---|---|---|---|---|"]
     for r in sorted(rows, key=lambda r: (list(SIZES).index(r["model"]), r["setting"], r["rate"])):
         lines.append(f"| {r['model']} | {r['setting']} | {r['rate']:g} | {r['parameters']:,} | {100 * r['best']:.2f} "
-                     f"| {r['steps_to_99'] or '—'} | {r['steps']} | {r['seconds_per_step']:.3f} |")
+                     f"| {r['steps_to_99'] or '—'} | {r['steps']} | {r['seconds_per_step']:.3f} "
+                     f"| {r['gflops_per_step']:.2f} |")
     lines += ["", "Chosen so far (the rule of §5.8, among the runs finished):", ""]
     for model in SIZES:
         chosen = choose(rows, model)
