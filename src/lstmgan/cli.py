@@ -246,7 +246,8 @@ def cmd_gan_evaluate(args):
     from .gan.evaluate import evaluate_checkpoint
 
     result = evaluate_checkpoint(args.checkpoint, args.n, args.seed, args.device, args.data_dir,
-                                 reference=not args.no_reference, against=args.against)
+                                 reference=not args.no_reference, against=args.against,
+                                 cluster_check=args.cluster_check)
     print(json.dumps(result, indent=2))
 
 
@@ -377,6 +378,8 @@ def add_gan_commands(parts) -> None:
     add_device(p)
     add_data_dir(p)
     flag(p, "no-reference", action="store_true", help="skip the real-data reference values")
+    flag(p, "cluster-check", action="store_true", help="a cluster-conditioned generator: also the share of samples "
+                                                        "nearest another cluster's centroid (reruns its k-means)")
     add_threads(p)
     p.set_defaults(handler=cmd_gan_evaluate)
 

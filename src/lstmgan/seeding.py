@@ -24,6 +24,7 @@ class Stream(enum.IntEnum):
     REAL_REFERENCE = 0x8EF           # which real images form the real-data floor
     CLASSIFIER_SHIFTS = 0xC1A5       # random translations while training the feature classifier
     CLUSTERS = 0xC1057               # the k-means++ seeds of a GAN's pseudo-classes
+    DIFF_AUGMENT = 0xD1FA            # the shifts and cut-outs of --diff-augment, D's and G's steps alike
 
 
 def seed_everything(seed: int) -> None:

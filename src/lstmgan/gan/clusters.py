@@ -58,6 +58,11 @@ def kmeans(points: torch.Tensor, k: int, seed: int = 0,
     return nearest(points, centroids)[0], centroids.float()
 
 
+def pixel_kmeans(images: torch.Tensor, k: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """(the pseudo-class [N] of each uint8 image, the centroids [k, 784]): k-means on pixels scaled to [0, 1]."""
+    return kmeans(images.double() / 255, k, seed)
+
+
 def pixel_clusters(images: torch.Tensor, k: int, seed: int = 0) -> torch.Tensor:
     """The pseudo-class [N] of each uint8 image: its k-means cluster on pixels scaled to [0, 1]."""
-    return kmeans(images.double() / 255, k, seed)[0]
+    return pixel_kmeans(images, k, seed)[0]

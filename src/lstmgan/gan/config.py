@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
+
 from ..config import (
     BOOLEAN,
     COUNT,
     FRACTION,
     INTEGER,
+    NON_NEGATIVE,
     OPTIONAL_TEXT,
     POSITIVE,
     POSITIVE_INT,
@@ -17,11 +20,13 @@ from ..config import (
     one_of,
     option,
 )
+from ..devices import DEVICE_HELP
 from .architectures import DEFAULT_ARCH, REGISTRY, architecture, architecture_names, architecture_options
 from .mnist import DATASETS, NUM_CLASSES, TRAIN_SIZE, VAL_SPLITS
 
 MAX_CLUSTERS = 1000
 FAKE_LABELS = ("train-shares", "uniform")
+LOSSES = ("bce", "hinge")
 # What a run saved before these options existed did: a config without the key resolves to this
 # value (not to the new default), so old runs load, evaluate and resume on their own split.
 BEFORE_OPTION = {"val_split": "tail", "fake_labels": "uniform"}
@@ -36,9 +41,11 @@ class GANConfig(Config):
 
     n_epochs: int = option(200, "epochs", POSITIVE_INT, changeable=True)
     batch_size: int = option(64, "images per step", POSITIVE_INT)
-    lr: float = option(0.0002, "Adam learning rate of both networks", POSITIVE)
-    b1: float = option(0.5, "Adam beta1, as in DCGAN and PyTorch-GAN", FRACTION)
-    b2: float = option(0.999, "Adam beta2", FRACTION)
+    lr: float = option(0.0002, "Adam learning rate of G, and of D unless --lr-d", POSITIVE)
+    lr_d: float = option(0.0, "D's own Adam learning rate, a two-time-scale update (TTUR, Heusel et al. 2017); "
+                              "--lr-decay-from scales it like --lr (0: --lr)", NON_NEGATIVE, metavar="LR")
+    b1: float = option(0.5, "Adam beta1 of both networks, as in DCGAN and PyTorch-GAN (SNGAN: 0)", FRACTION)
+    b2: float = option(0.999, "Adam beta2 of both networks (SNGAN: 0.9)", FRACTION)
     latent_dim: int = option(100, "size of z", POSITIVE_INT)
     save_interval: int = option(500, "iterations between sample grids and checkpoints", POSITIVE_INT)
     arch: str = option(DEFAULT_ARCH, "the networks: " + ", ".join(f"{a.name} ({a.title})" for a in REGISTRY.values()),
@@ -49,7 +56,7 @@ class GANConfig(Config):
                                         "../shared/data/mnist)",
                                   OPTIONAL_TEXT, changeable=True, metavar="DIR")
     seed: int = option(0, "seed of the init, the noise and the batch order", INTEGER)
-    device: str = option("auto", "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps", changeable=True)
+    device: str = option("auto", DEVICE_HELP, changeable=True)
     log_interval: int = option(100, "iterations per metrics.csv loss row (means over the window)", POSITIVE_INT)
     eval_interval: int = option(0, "epochs between quality evaluations on the validation split (0: none)", COUNT)
     eval_samples: int = option(10000, "samples per evaluation (10000: FID on 5000 varies by ±0.7 between draws "
@@ -62,6 +69,22 @@ class GANConfig(Config):
     lr_decay_from: int = option(0, "after this epoch both learning rates fall linearly to 0 at the end "
                                    "(0: the seed's constant rate)", COUNT)
     d_dropout: float = option(0.0, "dropout after each hidden layer of D", FRACTION)
+    loss: str = option("bce", "the adversarial loss on D's logits: bce (the seed's: D's binary cross-entropy, "
+                              "(real + fake) / 2, and G's non-saturating BCE) or hinge (SNGAN's: D's "
+                              "max(0, 1 − D(x)) + max(0, 1 + D(G(z))), G's −D(G(z)))", one_of(*LOSSES),
+                    metavar="{" + ",".join(LOSSES) + "}")
+    r1_gamma: float = option(0.0, "R1 penalty (Mescheder et al. 2018), γ/2 · E‖∇ₓD(x)‖² of D's logit on real images, "
+                                  "γ as in the papers, whose D loss is the sum of its real and fake terms (so "
+                                  "the halved --loss bce gets γ/4); 0: off", NON_NEGATIVE, metavar="GAMMA")
+    r1_every: int = option(16, "with --r1-gamma: R1 on every k-th D step only, weighted by k (StyleGAN2's lazy "
+                               "regularisation; 1: every step)", POSITIVE_INT, metavar="K")
+    spectral_norm: bool = option(False, "spectral norm (Miyato et al. 2018) on every layer of D, the projection "
+                                        "embedding included; SNGAN pairs it with --loss hinge --b1 0 --b2 0.9",
+                                 BOOLEAN)
+    diff_augment: bool = option(False, "DiffAugment (Zhao et al. 2020): every image D sees, real and generated, "
+                                       "in D's steps and G's, shifted by up to ±3 pixels with a 14×14 square cut "
+                                       "out (background-filled), drawn per image from a stream of its own",
+                                BOOLEAN)
     val_size: int = option(10000, "N training images held out as the validation split of in-training "
                                   "evaluations and best.pt, never trained on (0: train on all)", COUNT)
     val_split: str = option("stratified", "which images: stratified (a seeded random draw, each digit at its "
@@ -104,6 +127,11 @@ class GANConfig(Config):
         for name in ("d_projection", "g_conditional_bn"):
             self.need(self.conditional or self.clusters or not getattr(self, name), name,
                       "used with --conditional or --clusters")
+        self.need(self.r1_gamma > 0 or self.r1_every == defaults["r1_every"], "r1_every",
+                  "left at its default without --r1-gamma (it schedules the R1 penalty)")
+        if self.spectral_norm and self.arch in REGISTRY:
+            self.need(discriminator_has_own_layers(self), "spectral_norm",
+                      f"off with --arch {self.arch}: its D has no layers of its own to normalise")
 
     @property
     def num_classes(self) -> int:
@@ -114,6 +142,16 @@ class GANConfig(Config):
     def num_conditions(self) -> int:
         """What D and G are conditioned on in training: digit labels, clusters, or nothing (0)."""
         return self.num_classes or self.clusters
+
+
+def discriminator_has_own_layers(config: GANConfig) -> bool:
+    """Whether the D that `config` describes has trained layers for spectral norm to wrap (built on the side:
+    torch's global generator is left as it was)."""
+    from .architectures import build_discriminator
+    from .regularize import has_own_layers
+
+    with torch.random.fork_rng(devices=[]):
+        return has_own_layers(build_discriminator(config))
 
 
 def as_it_ran(values: dict) -> dict:

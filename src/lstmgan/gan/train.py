@@ -3,6 +3,10 @@
 For each batch: one discriminator step on real and generated images, then one generator
 step against the updated discriminator (the seed's loop). The training images live on the
 device as one uint8 tensor and batches are drawn by index: no per-sample Python work.
+
+D's options (each off by default, and off it changes nothing): --loss hinge, --r1-gamma (lazy
+R1 on real images, every --r1-every D steps), --spectral-norm, --diff-augment (every image D
+reads, in both steps, goes through DiffAugment), --lr-d (D's own learning rate).
 """
 
 from __future__ import annotations
@@ -25,13 +29,16 @@ from ..seeding import Stream, random_stream, seed_everything
 from ..training import Progress, RandomState, Session, StepLog, TrainState, epoch_batches
 from . import mnist
 from .architectures import GeneratorLike, build_discriminator, build_generator
+from .augment import diff_augment
 from .conditioning import IMAGE_SHAPE
 from .config import GANConfig, config_class_for
 from .models import balanced_labels, generate
+from .regularize import apply_spectral_norm, hinge_d_loss, hinge_g_loss, lazy_r1_weight, r1_due, r1_penalty
 
 LOSS_COLUMNS = ["d_loss", "g_loss", "d_real", "d_fake"]
 EVAL_COLUMNS = ["fid", "inception_score", "precision", "recall", "class_kl_to_uniform", "conditional_accuracy",
                 "min_class_recall"]
+CLUSTER_COLUMNS = ["cluster_mismatch"]    # a cluster-conditioned run's evaluations add these
 GRID_SIZE = 25                      # a 5 x 5 progress grid; a cGAN's grid is 10 per digit instead
 
 
@@ -43,7 +50,7 @@ def train(config: GANConfig | dict, out, resume: bool = False, progress: bool = 
     data, validation = mnist.split_off_validation(mnist.load(config.dataset, "train", config.data_dir),
                                                   config.val_size, config.val_split, config.val_seed)
     meter = quality_meter(config, validation, data, device)
-    conditions = training_conditions(config, data)
+    conditions, centroids = training_conditions(config, data)
     label_shares = torch.bincount(data.labels, minlength=mnist.NUM_CLASSES).double()
     images, labels = data.images.to(device), conditions.to(device)
 
@@ -51,14 +58,18 @@ def train(config: GANConfig | dict, out, resume: bool = False, progress: bool = 
     G = build_generator(config).to(device)
     if config.clusters:
         G.set_cluster_prior(torch.bincount(conditions, minlength=config.clusters))
-    D = build_discriminator(config).to(device)
+    D = discriminator(config).to(device)
     opt_G = adam(G.parameters(), config.lr, (config.b1, config.b2))
-    opt_D = adam(D.parameters(), config.lr, (config.b1, config.b2))
+    opt_D = adam(D.parameters(), d_learning_rate(config), (config.b1, config.b2))
     ema = EMA(G, config.ema_decay) if config.ema_decay else None
     noise = random_stream(config.seed, Stream.GAN_NOISE)
+    # DiffAugment's draws come from a stream of their own: the noise, and runs without it, stay as they were
+    augment = random_stream(config.seed, Stream.DIFF_AUGMENT) if config.diff_augment else None
+    seen = (lambda x: diff_augment(x, augment)) if augment else (lambda x: x)   # what D reads of an image batch
     where, step_log = Progress(), StepLog(LOSS_COLUMNS, config.log_interval, device)
     state = TrainState(where, step_log, generator=G, discriminator=D, optimizer_G=opt_G, optimizer_D=opt_D,
-                       rng=RandomState(noise=noise), **({"ema": ema} if ema else {}))
+                       rng=RandomState(noise=noise, **({"augment": augment} if augment else {})),
+                       **({"ema": ema} if ema else {}))
     if checkpoint:
         restore(state, checkpoint, run.last_checkpoint)
     run.start(config, resolved_device=str(device), train_size=len(data))
@@ -79,26 +90,31 @@ def train(config: GANConfig | dict, out, resume: bool = False, progress: bool = 
                 real, real_labels = real_batch(images, labels, index, config.num_conditions > 0)
                 z, fake_labels = noise_batch(noise, len(real), config, device, G, label_shares)
                 set_learning_rates(config, lr_factor(config, where.iteration, total, batches_per_epoch), opt_G, opt_D)
-                # D step: tell real images from generated ones
+                # D step: tell real images from generated ones (lazy R1: D's gradient on the real ones, when due)
                 fake = G(z, fake_labels)
-                d_loss, d_logits = discriminator_loss(D, real, fake.detach(), real_labels, fake_labels)
-                optimize(opt_D, d_loss)
+                with_r1 = config.r1_gamma > 0 and r1_due(where.iteration, config.r1_every)
+                d_loss, d_logits = discriminator_loss(D, seen(real.requires_grad_(with_r1)), seen(fake.detach()),
+                                                      real_labels, fake_labels, config.loss)
+                if with_r1:
+                    optimize(opt_D, d_loss + r1_weight(config) * r1_penalty(d_logits[:len(real)], real))
+                else:
+                    optimize(opt_D, d_loss)
                 # G step: make the updated D call the same generated images real
                 with frozen(D):
-                    g_loss = generator_loss(D, fake, fake_labels)
+                    g_loss = generator_loss(D, seen(fake), fake_labels, config.loss)
                 optimize(opt_G, g_loss)
                 if ema:
                     ema.update(G)
                 where.advance()
                 step_log.add(where.iteration, d_loss.detach(), g_loss.detach(), *mean_probabilities(d_logits))
                 if where.iteration % config.log_interval == 0:
-                    log_row(run, where, dict(zip(LOSS_COLUMNS, step_log.take().mean(0).tolist())))
+                    log_row(run, config, where, dict(zip(LOSS_COLUMNS, step_log.take().mean(0).tolist())))
                 if where.iteration % config.save_interval == 0:
                     save_samples(run, sampler(), grid, where.iteration)
                     session.save()
                 session.step_done()
             if where.step == batches_per_epoch:            # an epoch ended
-                snapshots = end_of_epoch(run, config, meter, sampler(), where)
+                snapshots = end_of_epoch(run, config, meter, sampler(), where, centroids)
                 where.next_epoch()
                 session.save(*snapshots)
         if where.iteration % config.save_interval:         # the last grid, unless it was just saved
@@ -107,30 +123,57 @@ def train(config: GANConfig | dict, out, resume: bool = False, progress: bool = 
     summary = {"iterations": where.iteration, "epochs_completed": where.epoch - 1, "run": str(run.path),
                "last": run.rows[-1] if run.rows else {}}
     if meter:   # the final generator on the validation split (what a sweep's table compares)
-        summary["validation"] = evaluate_generator(sampler(), meter, config.eval_samples, config.seed)
+        summary["validation"] = evaluate_generator(sampler(), meter, config.eval_samples, config.seed, centroids)
+    elif centroids is not None:   # no evaluations: the cluster check alone needs no classifier
+        summary["cluster_mismatch"] = cluster_mismatch_of(sampler(), config.eval_samples, config.seed, centroids)
     run.finish(config, final_scores(run))
-    plot_run(run)
+    plot_run(run, config.loss)
     atomic_write_text(run.path / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
 
 
-def discriminator_loss(D, real, fake, real_labels=None, fake_labels=None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(real loss + fake loss) / 2: BCE of D's logits, real images against target 1 and generated ones
-    against 0; also the logits, real then generated.
+def discriminator_loss(D, real, fake, real_labels=None, fake_labels=None,
+                       loss: str = "bce") -> tuple[torch.Tensor, torch.Tensor]:
+    """D's loss and its logits, real then generated. bce: (real loss + fake loss) / 2, BCE of D's logits,
+    real images against target 1 and generated ones against 0; hinge: E[max(0, 1 − D(x))] + E[max(0, 1 + D(G(z)))].
 
     Real and generated images go through D as two batches, so that a D with batch norm never
     normalises one with the statistics of the other.
     """
     real_logits, fake_logits = D(real, real_labels), D(fake, fake_labels)
+    if loss == "hinge":
+        return hinge_d_loss(real_logits, fake_logits), torch.cat([real_logits, fake_logits])
     real_loss = F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
     fake_loss = F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
     return (real_loss + fake_loss) / 2, torch.cat([real_logits, fake_logits])
 
 
-def generator_loss(D, fake, fake_labels=None) -> torch.Tensor:
-    """The non-saturating generator loss: BCE of D(G(z)) against the 'real' target 1."""
+def generator_loss(D, fake, fake_labels=None, loss: str = "bce") -> torch.Tensor:
+    """bce: the non-saturating generator loss, BCE of D(G(z)) against the 'real' target 1; hinge: −E[D(G(z))]."""
     logits = D(fake, fake_labels)
+    if loss == "hinge":
+        return hinge_g_loss(logits)
     return F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
+
+
+def discriminator(config: GANConfig) -> torch.nn.Module:
+    """D, freshly initialised, on the CPU; with --spectral-norm every layer of its own wrapped (its power-iteration
+    vectors drawn from torch's global generator after D's weights, so D's weights are those of a run without)."""
+    D = build_discriminator(config)
+    return apply_spectral_norm(D) if config.spectral_norm else D
+
+
+def r1_weight(config: GANConfig) -> float:
+    """The weight of `r1_penalty` on a D step that adds it: γ/2 · k (lazy, every k steps) for a D loss that is the
+    sum of a real and a fake term, as the R1 papers write it (--loss hinge); the seed's BCE loss is that sum
+    halved, so the penalty is halved with it (γ/4 · k) and --r1-gamma means the papers' γ for both losses."""
+    gamma = config.r1_gamma / 2 if config.loss == "bce" else config.r1_gamma
+    return lazy_r1_weight(gamma, config.r1_every)
+
+
+def d_learning_rate(config: GANConfig) -> float:
+    """D's Adam rate before any decay: --lr-d, or --lr when it is 0."""
+    return config.lr_d or config.lr
 
 
 def restore(state: TrainState, checkpoint: dict, path) -> None:
@@ -175,14 +218,15 @@ def adam(params, lr: float, betas: tuple[float, float]) -> torch.optim.Adam:
         return torch.optim.Adam(params, lr=lr, betas=betas)
 
 
-def training_conditions(config: GANConfig, data) -> torch.Tensor:
+def training_conditions(config: GANConfig, data) -> tuple[torch.Tensor, torch.Tensor | None]:
     """What the networks are conditioned on per training image: its digit label, or with --clusters
-    its k-means cluster (computed from the pixels alone; the labels are never read then)."""
+    its k-means cluster (computed from the pixels alone; the labels are never read then); and the
+    clusters' pixel centroids [K, 784] in [0, 1] (None without --clusters), kept for the cluster check."""
     if not config.clusters:
-        return data.labels
-    from .clusters import pixel_clusters
+        return data.labels, None
+    from .clusters import pixel_kmeans
 
-    return pixel_clusters(data.images, config.clusters, config.seed)
+    return pixel_kmeans(data.images, config.clusters, config.seed)
 
 
 def real_batch(images, labels, index, conditioned: bool):
@@ -212,9 +256,9 @@ def lr_factor(config: GANConfig, iteration: int, total: int, batches_per_epoch: 
 
 
 def set_learning_rates(config: GANConfig, factor: float, opt_G, opt_D) -> None:
-    for optimizer in (opt_G, opt_D):
+    for optimizer, lr in ((opt_G, config.lr), (opt_D, d_learning_rate(config))):
         for group in optimizer.param_groups:
-            group["lr"] = config.lr * factor
+            group["lr"] = lr * factor
 
 
 class EMA:
@@ -245,20 +289,27 @@ def fixed_noise(config: GANConfig) -> tuple[torch.Tensor, torch.Tensor | None]:
     return z, balanced_labels(n, grouped=True) if config.conditional else None
 
 
-def log_row(run: Run, where: Progress, values: dict) -> None:
+def log_row(run: Run, config: GANConfig, where: Progress, values: dict) -> None:
     """One metrics.csv row: the loss means of a window, or the scores of an evaluation ('' elsewhere)."""
     run.log({"iteration": where.iteration, "epoch": where.epoch} | {c: values.get(c, "") for c in
-                                                                    LOSS_COLUMNS + EVAL_COLUMNS})
+                                                                    LOSS_COLUMNS + score_columns(config, run)})
 
 
-def end_of_epoch(run: Run, config: GANConfig, meter, G, where: Progress) -> list[str]:
+def score_columns(config: GANConfig, run: Run) -> list[str]:
+    """The evaluation columns of metrics.csv: a cluster-conditioned run's add its cluster check, unless the run
+    resumed logged its rows before that column existed (the columns of a file never change)."""
+    with_clusters = config.clusters and (not run.rows or CLUSTER_COLUMNS[0] in run.rows[0])
+    return EVAL_COLUMNS + (CLUSTER_COLUMNS if with_clusters else [])
+
+
+def end_of_epoch(run: Run, config: GANConfig, meter, G, where: Progress, centroids=None) -> list[str]:
     """Evaluate when due (on the validation split); the snapshots to keep: "best" and "epoch_NNN"."""
     snapshots, epoch = [], where.epoch
     if meter and (epoch == 1 or epoch % config.eval_interval == 0):
-        scores = evaluate_generator(G, meter, config.eval_samples, config.seed)
+        scores = evaluate_generator(G, meter, config.eval_samples, config.seed, centroids)
         if scores["fid"] < min(map(none_last, run.metric_column("fid")), default=math.inf):
             snapshots.append("best")     # lowest validation FID so far, kept as checkpoints/best.pt
-        log_row(run, where, scores)
+        log_row(run, config, where, scores)
     if config.snapshot_interval and (epoch == 1 or epoch % config.snapshot_interval == 0):
         snapshots.append(f"epoch_{epoch:03d}")
     return snapshots
@@ -287,12 +338,24 @@ def quality_meter(config: GANConfig, validation, train_part, device):
     return Scorer(config.dataset, validation, train_part, None, device, reference_name="val")
 
 
-def evaluate_generator(G, meter, n: int, seed: int) -> dict:
-    """Quality scores of n samples (a conditional G asked for digits at the validation split's shares)."""
-    from .evaluate import generator_samples
+def evaluate_generator(G, meter, n: int, seed: int, centroids: torch.Tensor | None = None) -> dict:
+    """Quality scores of n samples (a conditional G asked for digits at the validation split's shares); with the
+    `centroids` of a cluster-conditioned run also cluster_mismatch, the share of samples G drew for cluster c
+    that lie nearest another cluster's pixel centroid."""
+    from .evaluate import cluster_mismatch, generator_samples
 
     images, labels = generator_samples(G, meter, n, seed)
-    return meter.score(images, labels, seed, with_floor=False, with_copies=False)
+    scores = meter.score(images, labels, seed, with_floor=False, with_copies=False)
+    if centroids is not None:
+        scores["cluster_mismatch"] = cluster_mismatch(G, images, seed, centroids).share
+    return scores
+
+
+def cluster_mismatch_of(G, n: int, seed: int, centroids: torch.Tensor) -> float:
+    """The cluster check of n samples from the evaluation noise stream, without a quality meter."""
+    from .evaluate import cluster_mismatch, evaluation_noise
+
+    return cluster_mismatch(G, generate(G, evaluation_noise(G.latent_dim, n, seed)), seed, centroids).share
 
 
 def write_val_reference(run: Run, meter, train_part, config: GANConfig) -> None:
@@ -322,14 +385,15 @@ def save_samples(run: Run, G, grid, iteration: int) -> None:
     run.log_image("samples", np.asarray(picture), iteration)
 
 
-def plot_run(run: Run) -> None:
+def plot_run(run: Run, loss: str = "bce") -> None:
     loss_rows = [r for r in run.rows if r["d_loss"] != ""]
     if loss_rows:
         it = [r["iteration"] for r in loss_rows]
         line_plot(run.path / "losses.png", [
             {"series": {"discriminator": (it, [r["d_loss"] for r in loss_rows]),
                         "generator": (it, [r["g_loss"] for r in loss_rows])},
-             "xlabel": "iteration", "ylabel": "BCE loss", "title": "losses"},
+             "xlabel": "iteration", "ylabel": "BCE loss" if loss == "bce" else f"{loss} loss",
+             "title": "losses"},
             {"series": {"D(x)": (it, [r["d_real"] for r in loss_rows]),
                         "D(G(z))": (it, [r["d_fake"] for r in loss_rows])},
              "xlabel": "iteration", "ylabel": "mean probability", "title": "discriminator outputs",
