@@ -94,26 +94,30 @@ md("""## 4. How good are the samples?
 
 `lstmgan gan evaluate` scores a generator on features of a fixed MNIST classifier shipped with the package
 (FID, Inception Score, precision/recall with k = 3, class histogram). The table below is the measurement
-from `docs/gan.md` (10,000 samples each, against the 10,000 test images), shipped as `weights/metrics.json`;
-the *real data* row is 10,000 real training images scored the same way: the floor to read the numbers against."""),
+from `docs/gan.md` (10,000 samples each, against the 10,000 test images), shipped as `weights/metrics.json`.
+Each FID stands beside its **floor**: 10,000 real training images at the same digit shares, scored the same
+way (a conditional generator is asked for the test set's digit shares); the **ratio** of the two is what to
+read (real images score 0.7–1.3). The **copy rate** is the share of samples nearer a training image than 99%
+of test images are to theirs: the test set's own is 1%, and a generator that copies scores far above it."""),
 code("""from importlib import resources
 
 table = json.loads((resources.files("lstmgan") / "weights" / "metrics.json").read_text())
-print(f"{'generator':34s} {'FID':>8s} {'IS':>6s} {'prec':>6s} {'recall':>6s}",
+print(f"{'generator':28s} {'FID':>8s} {'floor':>6s} {'ratio':>7s} {'recall':>6s} {'copy':>6s}",
       "  min / max digit share   lowest digit recall")
 for name, m in table.items():
-    if "fid" not in m:          # the palindrome models' rows
+    if "fid_ratio" not in m:    # the palindrome models' rows, and the real-data reference
         continue
     shares = m["class_histogram"]
     lowest = f"{m['min_class_recall']:.3f}" if "min_class_recall" in m else "—"
-    print(f"{name:34s} {m['fid']:8.2f} {m['inception_score']:6.2f} {m['precision']:6.3f} {m['recall']:6.3f} "
-          f"  {min(shares):.3f} / {max(shares):.3f}           {lowest}")"""),
+    print(f"{name:28s} {m['fid']:8.2f} {m['fid_floor']:6.2f} {m['fid_ratio']:7.2f} {m['recall']:6.3f} "
+          f"{100 * m['copy_rate']:5.2f}%  {min(shares):.3f} / {max(shares):.3f}           {lowest}")"""),
 md("""A quick live check of the same API on fewer samples (2,000 samples: noisier, and FID is biased
 upwards for small samples; on a first run this downloads MNIST, or set `LSTMGAN_DATA_DIR`):"""),
-code("""from lstmgan.gan.sample import evaluate_checkpoint
+code("""from lstmgan.gan.evaluate import evaluate_checkpoint
 
 live = evaluate_checkpoint("pretrained:mnist", n=2000, device="cpu", reference=False)
-{k: round(v, 3) for k, v in live.items() if k in ("fid", "inception_score", "precision", "recall")}"""),
+{k: round(v, 3) for k, v in live.items() if k in ("fid", "fid_floor", "fid_ratio", "precision", "recall",
+                                                  "copy_rate")}"""),
 ]
 nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
 
