@@ -51,7 +51,25 @@ def test_mlp_stays_the_default_and_the_package_generator():
     assert type(build_generator(GANConfig())) is Generator and type(build_discriminator(GANConfig())) is Discriminator
 
 
-@pytest.mark.parametrize("arch", ["mlp", "conv"])
+def test_every_built_in_architecture_is_registered_and_covered():
+    """Each module of lstmgan.gan that defines a Generator and a Discriminator is an architecture in the registry,
+    and the training test below runs every registered architecture."""
+    import importlib
+    import pkgutil
+
+    import lstmgan.gan as gan
+
+    modules = [importlib.import_module(f"lstmgan.gan.{m.name}") for m in pkgutil.iter_modules(gan.__path__)]
+    built_in = {(m.Generator, m.Discriminator) for m in modules
+                if all(isinstance(getattr(m, name, None), type) for name in ("Generator", "Discriminator"))
+                and m.Generator.__module__ == m.__name__}
+    registered = {(type(build_generator(GANConfig(arch=a))), type(build_discriminator(GANConfig(arch=a))))
+                  for a in architecture_names()}
+    assert len(built_in) >= 2 and built_in <= registered, built_in - registered
+    assert {options.get("arch", "mlp") for options in VARIANTS.values()} == set(architecture_names())
+
+
+@pytest.mark.parametrize("arch", architecture_names())
 def test_every_generator_offers_the_same_interface(arch):
     torch.manual_seed(0)
     plain = build_generator(GANConfig(arch=arch))
