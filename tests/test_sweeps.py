@@ -69,7 +69,7 @@ def test_a_gan_sweep_on_ray_survives_a_killed_run_and_gives_the_local_results(tm
         metrics = [(out / "runs" / run / "metrics.csv").read_text() for out in (tmp_path / "local", tmp_path / "ray")]
         assert metrics[0] == metrics[1], run
     header = (tmp_path / "ray" / "results.md").read_text().splitlines()[0]
-    assert "--d-dropout" in header and "FID" in header and (tmp_path / "ray" / "recipes.png").is_file()
+    assert "--d-dropout" in header and "FID / floor" in header and (tmp_path / "ray" / "recipes.png").is_file()
 
 
 def killed_after_first_checkpoint(marker):

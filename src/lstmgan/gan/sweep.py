@@ -8,6 +8,7 @@ the seeds of each configuration: mean, and min–max.
 from __future__ import annotations
 
 import csv
+import json
 import statistics
 from dataclasses import fields
 from pathlib import Path
@@ -23,12 +24,13 @@ from .train import train
 SHORT = {"seed": "s", "d_dropout": "dd", "ema_decay": "ema", "lr_decay_from": "decay", "n_epochs": "e",
          "batch_size": "b", "lr": "lr", "conditional": "cgan", "d_projection": "proj",
          "g_conditional_bn": "cbn", "clusters": "k", "latent_dim": "z", "max_iterations": "it", "arch": ""}
-SCORES = ["fid", "inception_score", "precision", "recall", "class_kl_to_uniform", "min_class_share",
-          "max_class_share", "conditional_accuracy", "min_class_recall"]
+SCORES = ["fid", "fid_ratio", "inception_score", "precision", "recall", "class_kl_to_uniform", "min_class_share",
+          "max_class_share", "conditional_accuracy", "min_class_recall", "cluster_mismatch"]
 SCORE_TITLES = {"fid": "FID", "inception_score": "IS", "precision": "precision", "recall": "recall",
                 "class_kl_to_uniform": "class KL", "min_class_share": "rarest digit %",
                 "max_class_share": "commonest digit %", "conditional_accuracy": "requested digit %",
-                "min_class_recall": "min digit recall"}
+                "min_class_recall": "min digit recall", "fid_ratio": "FID / floor",
+                "cluster_mismatch": "nearest another cluster %"}
 
 
 def sweep(grid: dict[str, list], fixed: dict, out, resume: bool = False, **engine) -> list[dict]:
@@ -41,10 +43,14 @@ def sweep(grid: dict[str, list], fixed: dict, out, resume: bool = False, **engin
 
 
 def scores_of(result: dict) -> dict:
-    """The validation scores of one run's final generator, with the digit shares reduced to min and max."""
+    """The validation scores of one run's final generator, with the digit shares reduced to min and max, and its
+    FID over the validation floor the run measured (val_reference.json; the floor is drawn once per run)."""
     scores = dict(result.get("validation", {}))
     shares = scores.pop("class_histogram", None) or [float("nan")]
     scores.update(min_class_share=min(shares), max_class_share=max(shares))
+    reference = Path(result["run"]) / "val_reference.json"
+    if "fid" in scores and reference.is_file():
+        scores["fid_ratio"] = scores["fid"] / json.loads(reference.read_text())["fid_floor"]
     return {k: scores.get(k) for k in SCORES}
 
 
@@ -52,8 +58,8 @@ def _cell(values: list, key: str) -> str:
     values = [v for v in values if v is not None]
     if not values:
         return "—"
-    scale = 100 if key.endswith("share") or key == "conditional_accuracy" else 1
-    digits = 2 if key in ("fid", "inception_score") or scale == 100 else 3
+    scale = 100 if key.endswith("share") or key in ("conditional_accuracy", "cluster_mismatch") else 1
+    digits = 2 if key in ("fid", "fid_ratio", "inception_score") or scale == 100 else 3
     text = f"{scale * statistics.fmean(values):.{digits}f}"
     if len(values) > 1:
         text += f" ({scale * min(values):.{digits}f}–{scale * max(values):.{digits}f})"
@@ -74,7 +80,9 @@ def write_results(out: Path, results: list[dict], varying: list[str]) -> None:
     for row in rows:
         groups.setdefault(tuple(row[k] for k in varying), []).append(row)
     conditional = any(r["conditional"] for r in rows)
-    shown = [k for k in SCORES if conditional or k not in ("conditional_accuracy", "min_class_recall")]
+    clustered = any(r["clusters"] for r in rows)
+    shown = [k for k in SCORES if (conditional or k not in ("conditional_accuracy", "min_class_recall"))
+             and (clustered or k != "cluster_mismatch")]
     header = [flag_name(k) for k in varying] + ["seeds"] + [SCORE_TITLES[k] for k in shown]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for key, members in groups.items():
@@ -82,8 +90,10 @@ def write_results(out: Path, results: list[dict], varying: list[str]) -> None:
         cells += [_cell([m[k] for m in members], k) for k in shown]
         lines.append("| " + " | ".join(cells) + " |")
     n = results[0].get("eval_samples", "")
-    notes = ["", f"Each run's final generator on {n} samples against the validation split (the last "
-             f"{results[0]['val_size']} training images; never the test set), mean over seeds with min–max."]
+    split = {"tail": "the file's last", "stratified": "a seeded, digit-stratified draw of"}[results[0]["val_split"]]
+    notes = ["", f"Each run's final generator on {n} samples against the validation split ({split} "
+             f"{results[0]['val_size']} training images; never the test set), mean over seeds with min–max; "
+             "FID / floor: the FID over real training images' FID at the same digit shares and size."]
     atomic_write_text(out / "results.md", "\n".join(lines + notes) + "\n")
     plot_recipes(out, groups, varying)
 
