@@ -8,6 +8,9 @@ summary.json and metrics.csv are copied to `docs/log/round4/<stage>/<run>/` (no 
 
     python benchmarks/palindrome_round4.py select            # stage 1 (memory setting), then stage 2 (rate)
     python benchmarks/palindrome_round4.py select --table    # only rewrite the table from finished runs
+    python benchmarks/palindrome_round4.py round --plan      # the round's cells and their CPU cost, runs nothing
+    python benchmarks/palindrome_round4.py round             # every model at its chosen setting and rate
+    python benchmarks/palindrome_round4.py round --table     # the round's table (scores the runs on fresh data)
 """
 
 from __future__ import annotations
@@ -32,6 +35,9 @@ ROOT = Path(__file__).resolve().parent.parent
 RUNS, LOG = Path("runs/round4"), ROOT / "docs" / "log" / "round4"
 TARGET = 0.99
 SELECT_T, STUDY_RATE, OTHER_RATES = 200, 0.001, (0.0003, 0.003)
+ROUND_T, ROUND_SEEDS, BOUNDARY_SEEDS = (100, 200, 500, 1000), (0, 1, 2), (3, 4)
+MAX_CPU_HOURS = 2.0          # a cell whose seed would take longer keeps its round 3 figure (§5.8)
+FRESH_SEED, FRESH_N = 987654321, 2000      # the test: palindromes no run trains on
 SIZES = {"rnn": 200, "lstm": 128, "gru": 128, "transformer": 64, "lru": 64}
 # the short list of memory settings, in the order that breaks ties (docs/palindrome.md §5.8)
 SETTINGS = {
@@ -71,7 +77,9 @@ def finished(stage: str) -> list[dict]:
         per_epoch = math.ceil(config["train_size"] / config["batch_size"])
         first = next((int(r["epoch"]) for r in curve if float(r["test_accuracy"]) >= TARGET), None)
         setting = run.parent.name.split("-lr")[0].split("-", 1)[1]
-        rows.append({"model": config["model"], "setting": setting, "rate": config["learning_rate"],
+        sweep_name, _, run_name = run.parent.name.partition(f"-{config['model']}-T")
+        rows.append({"sweep": sweep_name, "run": f"{config['model']}-T{run_name}",
+                     "model": config["model"], "setting": setting, "rate": config["learning_rate"],
                      "T": config["input_length"], "seed": config["seed"],
                      "best": summary["best_test_accuracy"], "steps_to_99": first * per_epoch if first else None,
                      "steps": summary["steps"], "seconds_per_step": summary["wall_time_s"] / max(1, summary["steps"]),
@@ -130,6 +138,90 @@ def write_table(stage: str) -> None:
     (LOG / f"{stage}.md").write_text("\n".join(lines) + "\n")
 
 
+def chosen_recipes() -> dict[str, dict]:
+    """Each model's setting and rate, chosen by stage 2 (every rate finished), else None for that model."""
+    rows = finished("select")
+    recipes = {}
+    for model in SIZES:
+        setting = choose(rows, model, STUDY_RATE)
+        done = setting and {r["rate"] for r in rows if r["model"] == model and r["setting"] == setting["setting"]}
+        if done and done >= {STUDY_RATE, *OTHER_RATES}:
+            recipes[model] = choose([r for r in rows if r["setting"] == setting["setting"]], model)
+    return recipes
+
+
+def hours_per_seed(recipe: dict, T: int) -> float:
+    """The full budget's CPU hours at T, from the selection run's seconds per step at T = 200: linear in T for a
+    recurrence, quadratic for attention (an upper bound: the fused attention's cost grows more slowly at small T)."""
+    power = 2 if recipe["model"] == "transformer" else 1
+    steps = BUDGET["max_epoch"] * math.ceil(BUDGET["data_size"] * 0.8 / BUDGET["batch_size"])
+    return steps * recipe["seconds_per_step"] * (T / SELECT_T) ** power / 3600
+
+
+def plan() -> list[tuple[dict, int, bool]]:
+    """(recipe, T, affordable) for every cell of the round."""
+    return [(recipe, T, hours_per_seed(recipe, T) <= MAX_CPU_HOURS)
+            for recipe in chosen_recipes().values() for T in ROUND_T]
+
+
+def run_round() -> None:
+    """Three seeds per affordable cell, shortest T first, then two more at each model's boundary lengths."""
+    cells = [(recipe, T) for recipe, T, affordable in plan() if affordable]
+    for recipe, T in sorted(cells, key=lambda cell: cell[1]):
+        run_cell("round", recipe["model"], recipe["setting"], recipe["rate"], (T,), ROUND_SEEDS)
+    for recipe, T in boundaries(cells):
+        run_cell("round", recipe["model"], recipe["setting"], recipe["rate"], (T,), ROUND_SEEDS + BOUNDARY_SEEDS)
+
+
+def boundaries(cells) -> list[tuple[dict, int]]:
+    """Per model, the longest T where every seed reached 99% held out and the shortest where one did not."""
+    rows = finished("round")
+    found = []
+    for recipe in {id(r): r for r, _ in cells}.values():
+        lengths = sorted(T for r, T in cells if r is recipe)
+        solved = [T for T in lengths if all(x["best"] >= TARGET for x in rows
+                                            if x["model"] == recipe["model"] and x["T"] == T)]
+        longest = max(solved, default=None)
+        failed = next((T for T in lengths if T not in solved), None)
+        found += [(recipe, T) for T in (longest, failed) if T is not None]
+    return found
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The 95% Wilson interval of a share k / n."""
+    if n == 0:
+        return 0.0, 1.0
+    p, d = k / n, 1 + z * z / n
+    centre, half = (p + z * z / (2 * n)) / d, z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def round_table() -> None:
+    """docs/log/round4/round.md: per cell, seeds at >= 99% on fresh palindromes with their interval, the median
+    steps to 99% held out, CPU s and GFLOP per step; the cells the budget rules out, with their cost estimate."""
+    from lstmgan.recurrent.evaluate import evaluate_checkpoint
+
+    rows, lines = finished("round"), ["# Round 4 (written by benchmarks/palindrome_round4.py)", "",
+                                       "| model | T | seeds ≥ 99% fresh (95% interval) | median steps to 99% held out "
+                                       "| CPU s / step | GFLOP / step |", "|---|---|---|---|---|---|"]
+    for recipe, T, affordable in plan():
+        at = [r for r in rows if r["model"] == recipe["model"] and r["T"] == T]
+        if not affordable:
+            lines.append(f"| {recipe['model']} | {T} | not run: about {hours_per_seed(recipe, T):.1f} CPU hours per "
+                         "seed; round 3's figure stands | — | — | — |")
+            continue
+        fresh = [evaluate_checkpoint(RUNS / "round" / r["sweep"] / "runs" / r["run"] / "checkpoints" / "last.pt",
+                                     FRESH_N, FRESH_SEED, "cpu")["accuracy"] for r in at]
+        good = sum(a >= TARGET for a in fresh)
+        low, high = wilson(good, len(at))
+        steps = sorted(r["steps_to_99"] for r in at if r["steps_to_99"])
+        median = steps[len(steps) // 2] if steps else "—"
+        seconds = sum(r["seconds_per_step"] for r in at) / max(1, len(at))
+        lines.append(f"| {recipe['model']} | {T} | {good}/{len(at)} ({100 * low:.0f}–{100 * high:.0f}%) | {median} "
+                     f"| {seconds:.3f} | {at[0]['gflops_per_step'] if at else 0:.2f} |")
+    (LOG / "round.md").write_text("\n".join(lines) + "\n")
+
+
 def select() -> None:
     """Stage 1: every setting at the study's rate; stage 2: the chosen setting at the two other rates."""
     for model in SIZES:
@@ -145,8 +237,16 @@ def select() -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("stage", choices=["select"])
+    parser.add_argument("stage", choices=["select", "round"])
     parser.add_argument("--table", action="store_true", help="only rewrite the stage's table")
+    parser.add_argument("--plan", action="store_true", help="round: print its cells and their cost, run nothing")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    write_table(args.stage) if args.table else select()
+    if args.stage == "select":
+        write_table("select") if args.table else select()
+    elif args.plan:
+        for recipe, T, affordable in plan():
+            print(f"{recipe['model']:12s} {recipe['setting']:14s} lr {recipe['rate']:<7g} T = {T:5d}: "
+                  f"{hours_per_seed(recipe, T):6.2f} CPU h per seed{'' if affordable else '  (over budget: skipped)'}")
+    else:
+        round_table() if args.table else run_round()
