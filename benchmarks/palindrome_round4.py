@@ -210,6 +210,9 @@ def round_table() -> None:
             lines.append(f"| {recipe['model']} | {T} | not run: about {hours_per_seed(recipe, T):.1f} CPU hours per "
                          "seed; round 3's figure stands | — | — | — |")
             continue
+        if not at:
+            lines.append(f"| {recipe['model']} | {T} | not run yet | — | — | — |")
+            continue
         fresh = [evaluate_checkpoint(RUNS / "round" / r["sweep"] / "runs" / r["run"] / "checkpoints" / "last.pt",
                                      FRESH_N, FRESH_SEED, "cpu")["accuracy"] for r in at]
         good = sum(a >= TARGET for a in fresh)
@@ -218,7 +221,7 @@ def round_table() -> None:
         median = steps[len(steps) // 2] if steps else "—"
         seconds = sum(r["seconds_per_step"] for r in at) / max(1, len(at))
         lines.append(f"| {recipe['model']} | {T} | {good}/{len(at)} ({100 * low:.0f}–{100 * high:.0f}%) | {median} "
-                     f"| {seconds:.3f} | {at[0]['gflops_per_step'] if at else 0:.2f} |")
+                     f"| {seconds:.3f} | {at[0]['gflops_per_step']:.2f} |")
     (LOG / "round.md").write_text("\n".join(lines) + "\n")
 
 
