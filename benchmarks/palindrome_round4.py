@@ -54,17 +54,47 @@ BUDGET = {"input_dim": 10, "batch_size": 100, "data": "fresh", "data_size": 2000
 
 
 def run_cell(stage: str, model: str, setting: str, rate: float, lengths=(SELECT_T,), seeds=(0,)) -> None:
-    """One sweep (a model at one setting and rate), resumed if it was started; its finished runs logged."""
-    out = RUNS / stage / f"{model}-{setting}-lr{rate:g}"
+    """A model at one setting and rate, at the given lengths and seeds: only the runs not yet logged in
+    docs/log/round4/ train (run folders do not survive between sessions; the log does), each length as one
+    sweep resumed if it was started. A finished run is logged with its fresh-palindrome accuracy."""
+    name = f"{model}-{setting}-lr{rate:g}"
     fixed = BUDGET | SETTINGS[model][setting] | {"num_hidden": SIZES[model], "learning_rate": rate}
-    grid = {"model": [model], "input_length": list(lengths), "seed": list(seeds)}
-    sweep(grid, fixed, out, resume=(out / "sweep.json").is_file(), threads=1, progress=False)
-    for run in sorted((out / "runs").iterdir()):
-        if (run / "summary.json").is_file():
-            kept = LOG / stage / f"{out.name}-{run.name}"
-            kept.mkdir(parents=True, exist_ok=True)
-            for name in ("config.json", "summary.json", "metrics.csv"):
-                shutil.copy2(run / name, kept / name)
+    for T in lengths:
+        todo = [s for s in seeds if not (LOG / stage / f"{name}-{model}-T{T}-s{s}" / "fresh.json").is_file()]
+        if not todo:
+            continue
+        out = RUNS / stage / f"{name}-T{T}-seeds{'_'.join(map(str, todo))}"
+        grid = {"model": [model], "input_length": [T], "seed": todo}
+        sweep(grid, fixed, out, resume=(out / "sweep.json").is_file(), threads=1, progress=False)
+        for run in sorted((out / "runs").iterdir()):
+            log_run(run, LOG / stage / f"{name}-{run.name}")
+
+
+def log_run(run: Path, kept: Path) -> None:
+    """Copy a finished run's config, summary and curve to the log, with its accuracy on fresh palindromes."""
+    from lstmgan.recurrent.evaluate import evaluate_checkpoint
+
+    if not (run / "summary.json").is_file():
+        return
+    kept.mkdir(parents=True, exist_ok=True)
+    for name in ("config.json", "summary.json", "metrics.csv"):
+        shutil.copy2(run / name, kept / name)
+    if not (kept / "fresh.json").is_file():
+        result = evaluate_checkpoint(run / "checkpoints" / "last.pt", FRESH_N, FRESH_SEED, "cpu")
+        (kept / "fresh.json").write_text(json.dumps({"n": FRESH_N, "seed": FRESH_SEED,
+                                                     "accuracy": result["accuracy"]}) + "\n")
+
+
+def backfill_fresh(stage: str) -> None:
+    """Fresh-palindrome accuracy for logged runs that lack it, from their checkpoints where this machine still
+    has them (runs logged before log_run scored them)."""
+    for kept in sorted(path.parent for path in (LOG / stage).glob("*/summary.json")):
+        if (kept / "fresh.json").is_file():
+            continue
+        model = json.loads((kept / "config.json").read_text())["model"]
+        name = kept.name.partition(f"-{model}-T")[0]
+        for found in sorted(RUNS.glob(f"{stage}/{name}*/runs/{kept.name[len(name) + 1:]}")):
+            log_run(found, kept)
 
 
 def finished(stage: str) -> list[dict]:
@@ -83,7 +113,9 @@ def finished(stage: str) -> list[dict]:
                      "T": config["input_length"], "seed": config["seed"],
                      "best": summary["best_test_accuracy"], "steps_to_99": first * per_epoch if first else None,
                      "steps": summary["steps"], "seconds_per_step": summary["wall_time_s"] / max(1, summary["steps"]),
-                     "parameters": summary["parameters"], "gflops_per_step": flops_per_step(config) / 1e9})
+                     "parameters": summary["parameters"], "gflops_per_step": flops_per_step(config) / 1e9,
+                     "fresh": json.loads((run.parent / "fresh.json").read_text())["accuracy"]
+                     if (run.parent / "fresh.json").is_file() else None})
     return rows
 
 
@@ -121,6 +153,7 @@ def choose(rows: list[dict], model: str, rate: float | None = None) -> dict | No
 
 
 def write_table(stage: str) -> None:
+    backfill_fresh(stage)
     rows = finished(stage)
     lines = [f"# Round 4, stage `{stage}` (written by benchmarks/palindrome_round4.py)", "",
              "T = 200, seed 0, the budget of docs/palindrome.md §5.8; held-out accuracy (4,000 palindromes).", "",
@@ -199,8 +232,7 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
 def round_table() -> None:
     """docs/log/round4/round.md: per cell, seeds at >= 99% on fresh palindromes with their interval, the median
     steps to 99% held out, CPU s and GFLOP per step; the cells the budget rules out, with their cost estimate."""
-    from lstmgan.recurrent.evaluate import evaluate_checkpoint
-
+    backfill_fresh("round")
     rows, lines = finished("round"), ["# Round 4 (written by benchmarks/palindrome_round4.py)", "",
                                        "| model | T | seeds ≥ 99% fresh (95% interval) | median steps to 99% held out "
                                        "| CPU s / step | GFLOP / step |", "|---|---|---|---|---|---|"]
@@ -213,14 +245,13 @@ def round_table() -> None:
         if not at:
             lines.append(f"| {recipe['model']} | {T} | not run yet | — | — | — |")
             continue
-        fresh = [evaluate_checkpoint(RUNS / "round" / r["sweep"] / "runs" / r["run"] / "checkpoints" / "last.pt",
-                                     FRESH_N, FRESH_SEED, "cpu")["accuracy"] for r in at]
+        fresh = [r["fresh"] for r in at if r["fresh"] is not None]
         good = sum(a >= TARGET for a in fresh)
-        low, high = wilson(good, len(at))
+        low, high = wilson(good, len(fresh))
         steps = sorted(r["steps_to_99"] for r in at if r["steps_to_99"])
         median = steps[len(steps) // 2] if steps else "—"
         seconds = sum(r["seconds_per_step"] for r in at) / max(1, len(at))
-        lines.append(f"| {recipe['model']} | {T} | {good}/{len(at)} ({100 * low:.0f}–{100 * high:.0f}%) | {median} "
+        lines.append(f"| {recipe['model']} | {T} | {good}/{len(fresh)} ({100 * low:.0f}–{100 * high:.0f}%) | {median} "
                      f"| {seconds:.3f} | {at[0]['gflops_per_step']:.2f} |")
     (LOG / "round.md").write_text("\n".join(lines) + "\n")
 
