@@ -11,6 +11,8 @@ summary.json and metrics.csv are copied to `docs/log/round4/<stage>/<run>/` (no 
     python benchmarks/palindrome_round4.py round --plan      # the round's cells and their CPU cost, runs nothing
     python benchmarks/palindrome_round4.py round             # every model at its chosen setting and rate
     python benchmarks/palindrome_round4.py round --table     # the round's table (scores the runs on fresh data)
+    python benchmarks/palindrome_round4.py generalise        # the T = 200 runs scored, untrained, at longer T
+    python benchmarks/palindrome_round4.py ship              # export each model's seed 0 at T = 200 (pretrained:)
 """
 
 from __future__ import annotations
@@ -38,6 +40,9 @@ SELECT_T, STUDY_RATE, OTHER_RATES = 200, 0.001, (0.0003, 0.003)
 ROUND_T, ROUND_SEEDS, BOUNDARY_SEEDS = (100, 200, 500, 1000), (0, 1, 2), (3, 4)
 MAX_CPU_HOURS = 2.0          # a cell whose seed would take longer keeps its round 3 figure (§5.8)
 FRESH_SEED, FRESH_N = 987654321, 2000      # the test: palindromes no run trains on
+GENERALISE_T = (200, 400, 1000, 2000, 10000)    # issue 36 §4: the training length, then 2x to 50x
+GENERALISE_N = {10000: 200}                     # fresh palindromes per length (1,000 unless named: cost)
+CURRICULUM_LSTM = "pretrained:palindrome-T200"  # section 4's LSTM, a separate and labelled line
 SIZES = {"rnn": 200, "lstm": 128, "gru": 128, "transformer": 64, "lru": 64}
 # the short list of memory settings, in the order that breaks ties (docs/palindrome.md §5.8)
 SETTINGS = {
@@ -256,6 +261,103 @@ def round_table() -> None:
     (LOG / "round.md").write_text("\n".join(lines) + "\n")
 
 
+def round_checkpoint(recipe: dict, T: int, seed: int) -> Path | None:
+    """The last checkpoint of a round run, where this machine still has its folder."""
+    name = f"{recipe['model']}-{recipe['setting']}-lr{recipe['rate']:g}"
+    found = sorted(RUNS.glob(f"round/{name}-T{T}-seeds*/runs/{recipe['model']}-T{T}-s{seed}/checkpoints/last.pt"))
+    return found[0] if found else None
+
+
+def generalise() -> None:
+    """Stage 4 (issue 36 §4): each model's round runs at T = 200, seeds 0-2, scored as trained (no further
+    training) on fresh palindromes of every length in GENERALISE_T, beside section 4's LSTM as its own line.
+    Scores accumulate in docs/log/round4/generalise.json (a length already scored is not scored again)."""
+    from lstmgan.recurrent.evaluate import evaluate_checkpoint
+
+    path = LOG / "generalise.json"
+    scores = json.loads(path.read_text()) if path.is_file() else {}
+    contenders = [(f"{r['model']} ({r['setting']}, round 4)", round_checkpoint(r, SELECT_T, seed), seed)
+                  for r in chosen_recipes().values() for seed in ROUND_SEEDS]
+    contenders.append(("lstm (section 4: chrono, fixed data, its own budget)", CURRICULUM_LSTM, 0))
+    for line, checkpoint, seed in contenders:
+        for T in GENERALISE_T:
+            key = f"{line} | seed {seed} | T {T}"
+            if key in scores or checkpoint is None:
+                continue
+            n = GENERALISE_N.get(T, 1000)
+            result = evaluate_checkpoint(checkpoint, n, FRESH_SEED, "cpu", input_length=T)
+            scores[key] = {"line": line, "seed": seed, "T": T, "n": result["n"], "accuracy": result["accuracy"]}
+            path.write_text(json.dumps(scores, indent=1) + "\n")
+            print(f"{key}: {100 * result['accuracy']:.1f}%", flush=True)
+    generalise_table(scores)
+
+
+def generalise_table(scores: dict) -> None:
+    """docs/log/round4/generalise.md: per line and length, each seed's accuracy and the pooled 95% interval."""
+    lines = ["# Round 4: length generalisation (written by benchmarks/palindrome_round4.py generalise)", "",
+             "Models trained at T = 200 under round 4's budget, scored as trained on fresh palindromes of "
+             "longer T (seed " f"{FRESH_SEED}; " "1,000 per length, "
+             + ", ".join(f"{n:,} at T = {T:,}" for T, n in GENERALISE_N.items()) + "). "
+             "Per cell: each seed's accuracy, then the pooled accuracy over seeds with its 95% Wilson interval.",
+             "", "| model | " + " | ".join(f"T = {T:,}" for T in GENERALISE_T) + " |",
+             "|---|" + "---|" * len(GENERALISE_T)]
+    for line in dict.fromkeys(v["line"] for v in scores.values()):
+        cells = []
+        for T in GENERALISE_T:
+            at = sorted((v for v in scores.values() if v["line"] == line and v["T"] == T), key=lambda v: v["seed"])
+            if not at:
+                cells.append("—")
+                continue
+            right, total = sum(round(v["accuracy"] * v["n"]) for v in at), sum(v["n"] for v in at)
+            low, high = wilson(right, total)
+            cells.append(" / ".join(f"{100 * v['accuracy']:.1f}" for v in at)
+                         + f" ({100 * right / total:.1f}; {100 * low:.1f}–{100 * high:.1f})")
+        lines.append(f"| {line} | " + " | ".join(cells) + " |")
+    (LOG / "generalise.md").write_text("\n".join(lines) + "\n")
+
+
+SHIP_DIR = ROOT / "src" / "lstmgan" / "weights"
+
+
+def ship() -> None:
+    """Issue 36 §5: each model's round-4 seed 0 at T = 200 as pretrained:palindrome-<model>-T200 (safetensors),
+    with its description in pretrained.json and its fresh-palindrome score in metrics.json. A model already
+    shipped is left alone (export refuses to overwrite)."""
+    from lstmgan.loading import export_weights
+    from lstmgan.recurrent.evaluate import evaluate_checkpoint
+
+    index_path, metrics_path = SHIP_DIR / "pretrained.json", SHIP_DIR / "metrics.json"
+    index, metrics = json.loads(index_path.read_text()), json.loads(metrics_path.read_text())
+    for model, recipe in chosen_recipes().items():
+        name, checkpoint = f"palindrome-{model}-T{SELECT_T}", round_checkpoint(recipe, SELECT_T, 0)
+        if name in index or checkpoint is None:
+            continue
+        kept = LOG / "round" / f"{model}-{recipe['setting']}-lr{recipe['rate']:g}-{model}-T{SELECT_T}-s0"
+        fresh = json.loads((kept / "fresh.json").read_text())["accuracy"]
+        options = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}"
+                            for k, v in SETTINGS[model][recipe["setting"]].items()) or "no memory option"
+        file = f"palindrome_{model}_T{SELECT_T}.safetensors"
+        export_weights(checkpoint, SHIP_DIR / file, "palindrome")
+        index[name] = {"file": file, "kind": "palindrome", "description":
+                       f"round 4's {model} (size {SIZES[model]}, {options}, learning rate {recipe['rate']:g}), "
+                       f"seed 0 trained at T = {SELECT_T} on fresh palindromes under the round's budget "
+                       f"(batch 100, at most 3,200 steps); {100 * fresh:.1f}% on 2,000 fresh palindromes; "
+                       "see docs/palindrome.md section 5.8"}
+        result = evaluate_checkpoint(f"{SHIP_DIR / file}", 2000, 12345, "cpu")
+        metrics[f"pretrained:{name}"] = {"input_length": SELECT_T, "n": result["n"], "seed": result["seed"],
+                                         "accuracy": result["accuracy"], "loss": result["loss"],
+                                         "command": f"lstmgan palindrome evaluate --checkpoint pretrained:{name} "
+                                                    "--n 2000"}
+        index_path.write_text(json_lines(index))
+        metrics_path.write_text(json.dumps(metrics, indent=2) + "\n")
+        print(f"shipped pretrained:{name}: {100 * result['accuracy']:.2f}% on 2,000 fresh palindromes", flush=True)
+
+
+def json_lines(index: dict) -> str:
+    """pretrained.json's layout: one entry per line."""
+    return "{\n" + ",\n".join(f"  {json.dumps(k)}: {json.dumps(v)}" for k, v in index.items()) + "\n}\n"
+
+
 def select() -> None:
     """Stage 1: every setting at the study's rate; stage 2: the chosen setting at the two other rates."""
     for model in SIZES:
@@ -271,12 +373,16 @@ def select() -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("stage", choices=["select", "round"])
+    parser.add_argument("stage", choices=["select", "round", "generalise", "ship"])
     parser.add_argument("--table", action="store_true", help="only rewrite the stage's table")
     parser.add_argument("--plan", action="store_true", help="round: print its cells and their cost, run nothing")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    if args.stage == "select":
+    if args.stage == "generalise":
+        generalise()
+    elif args.stage == "ship":
+        ship()
+    elif args.stage == "select":
         write_table("select") if args.table else select()
     elif args.plan:
         for recipe, T, affordable in plan():

@@ -231,22 +231,22 @@ def test_inspect_returns_the_memory_picture_and_the_numbers_of_palindrome_inspec
 
 
 @pytest.fixture(scope="module")
-def gru_checkpoint(tmp_path_factory):
-    out = tmp_path_factory.mktemp("gru")
-    done = cli("palindrome", "train", "--model", "gru", "--input-length", "5", "--data-size", "300",
+def lru_checkpoint(tmp_path_factory):
+    out = tmp_path_factory.mktemp("lru")
+    done = cli("palindrome", "train", "--model", "lru", "--input-length", "5", "--data-size", "300",
                "--max-epoch", "1", "--num-hidden", "8", "--quiet", "--out", out / "run")
     assert done.returncode == 0, done.stderr
     return out / "run" / "checkpoints" / "best.pt"
 
 
-def test_a_model_without_a_memory_picture_still_predicts_and_inspect_says_why_not(gru_checkpoint):
-    catalog = build_catalog([gru_checkpoint], shipped=False)
+def test_a_model_without_a_memory_picture_still_predicts_and_inspect_says_why_not(lru_checkpoint):
+    catalog = build_catalog([lru_checkpoint], shipped=False)
     with Background(catalog) as base:
-        name = str(gru_checkpoint)
+        name = str(lru_checkpoint)
         assert json.loads(get(base, "/api/models")[2])["palindromes"][0]["inspectable"] is False
         assert post(base, "/api/palindrome/predict", {"model": name, "sequence": "12321"})[0] == 200
         status, result = post(base, "/api/palindrome/inspect", {"model": name, "sequence": "12321"})
-        assert status == 400 and "states to show (lstm, rnn)" in result["error"] and "has none" in result["error"]
+        assert status == 400 and "states to show (lstm, rnn, gru)" in result["error"] and "has none" in result["error"]
 
 
 @pytest.mark.parametrize("args, message", [

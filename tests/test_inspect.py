@@ -14,9 +14,9 @@ from conftest import cli
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """A small LSTM and RNN that learn T = 6 (and so carry the first digit)."""
+    """A small LSTM, RNN and GRU that learn T = 6 (and so carry the first digit)."""
     root = tmp_path_factory.mktemp("inspect")
-    for model in ("lstm", "rnn"):
+    for model in ("lstm", "rnn", "gru"):
         train(PalindromeConfig(model=model, input_length=6, input_dim=10, num_hidden=24, data_size=4000,
                                batch_size=100, learning_rate=0.01, max_epoch=8, patience=1, device="cpu"),
               root / model, progress=False)
@@ -31,7 +31,7 @@ def test_explained_variance_is_one_for_a_digit_copy_and_zero_for_noise():
     assert r2[0] == pytest.approx(1.0) and r2[1] < 0.05
 
 
-@pytest.mark.parametrize("model", ["lstm", "rnn"])
+@pytest.mark.parametrize("model", ["lstm", "rnn", "gru"])
 def test_inspect_writes_a_figure_and_the_numbers_behind_it(trained, tmp_path, model):
     checkpoint = trained / model / "checkpoints" / "last.pt"
     done = cli("palindrome", "inspect", "--checkpoint", checkpoint, "--input-length", "12", "--seed", "3",
@@ -48,12 +48,25 @@ def test_inspect_writes_a_figure_and_the_numbers_behind_it(trained, tmp_path, mo
     # the model learned the task: its best carrier holds the digit at every step it was trained on
     assert result["carrier_min_r2"][0] > 0.5 and result["units_carrying"] >= 1
     assert len(result["decodability"]["t"]) == len(result["decodability"]["best_unit_r2"])
-    gates = ("i", "f", "o") if model == "lstm" else ("h",)
+    gates = {"lstm": ("i", "f", "o"), "gru": ("r", "z")}.get(model, ("h",))
     assert set(result["saturation"]) == set(gates)
     for fractions in result["saturation"].values():
         assert all(0 <= a + b <= 1 + 1e-9 for a, b in zip(fractions["left"], fractions["right"]))
     if model == "lstm":
         assert len(result["trace"]["f"]) == len(result["carriers"]) and "forget_gate" in result
+    if model == "gru":                                  # its update gate, the share of h it keeps, is traced
+        assert len(result["trace"]["z"]) == len(result["carriers"]) and "r" not in result["trace"]
+
+
+def test_the_grus_traced_states_are_the_ones_its_forward_reads():
+    from lstmgan.recurrent.gru import GRU
+
+    torch.manual_seed(0)
+    model, x = GRU(3, 7, 10), torch.randn(4, 9, 3)
+    states = model.states(x)
+    assert states["h"].shape == states["z"].shape == (4, 9, 7)
+    assert torch.allclose(states["h"][:, -1], model.final_state(x, "eager"), atol=1e-6)
+    assert torch.equal(model.states(x, [2, 8])["h"], states["h"][:, [2, 8]])
 
 
 @pytest.mark.parametrize("args, message", [

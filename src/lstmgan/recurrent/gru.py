@@ -83,6 +83,24 @@ class GRU(RecurrentClassifier):
             h = (1 - z) * n + z * h
         return h
 
+    @torch.no_grad()
+    def states(self, x: torch.Tensor, steps=None) -> dict[str, torch.Tensor]:
+        """The state and the two gates of every step (or of the 0-based `steps` alone), for `inspect`:
+        {"h", "r", "z"}, each [B, len(steps) or T, H]; z is the share of h_{t-1} kept at step t."""
+        x = as_sequence(x, self.input_dim)
+        keep = set(range(x.shape[1]) if steps is None else (int(t) for t in steps))
+        h, kept = x.new_zeros(x.shape[0], self.num_hidden), {"h": [], "r": [], "z": []}
+        for t in range(x.shape[1]):
+            x_t = x[:, t]
+            r = torch.sigmoid(x_t @ self.W_rx.T + h @ self.W_rh.T + self.b_r)
+            z = torch.sigmoid(x_t @ self.W_zx.T + h @ self.W_zh.T + self.b_z)
+            n = torch.tanh(x_t @ self.W_nx.T + self.b_nx + r * (h @ self.W_nh.T + self.b_nh))
+            h = (1 - z) * n + z * h
+            if t in keep:
+                for name, value in (("h", h), ("r", r), ("z", z)):
+                    kept[name].append(value)
+        return {name: torch.stack(values, 1) for name, values in kept.items()}
+
     def fused_weights(self) -> tuple[torch.Tensor, ...]:
         """(W_x [3H, D], W_h [3H, H], b_x [3H], b_h [3H]) in gate order r, z, n; differentiable views."""
         W_x = torch.cat([getattr(self, f"W_{k}x") for k in GATES])

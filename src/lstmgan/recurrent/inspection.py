@@ -1,13 +1,13 @@
-"""A look inside: how an LSTM holds the first digit across T steps, and where a vanilla RNN loses it.
+"""A look inside: how an LSTM (or a GRU) holds the first digit across T steps, and where a vanilla RNN loses it.
 
 1. Carriers. On held-out palindromes (a seed of their own), every unit's state (the LSTM's cell
-   c_t, the RNN's h_t) at log-spaced steps t is scored by how much of its variance the first digit
+   c_t, the RNN's and the GRU's h_t) at log-spaced steps t is scored by how much of its variance the first digit
    explains: R² = 1 − Σ within-digit variance / total variance. A unit carries the digit across
    the sequence when its lowest R² over those steps is high: the units with the highest lowest-R²
    are drawn, and "units carrying" counts those whose R² stays ≥ 0.5 at every step.
 2. Decodability over time: the best unit's R² at log-spaced steps t, on the same sequences.
 3. One fresh palindrome: the carriers' c_t and their forget and input gates over t (the RNN:
-   its carriers' h_t), and the prediction with its class probabilities.
+   its carriers' h_t; the GRU: h_t and its update gate z_t), and the prediction with its class probabilities.
 4. Saturation (Karpathy, Johnson & Fei-Fei 2015): for each unit and gate, the fraction of steps
    the gate is below 0.1 (left-saturated) or above 0.9 (right-saturated), on the held-out set.
 """
@@ -33,6 +33,7 @@ HELD_OUT = 200            # held-out palindromes for finding the carriers
 HELD_OUT_SEED_OFFSET = 7919
 MAX_POINTS = 1000         # time points kept per trace in the JSON
 SATURATED = (0.1, 0.9)
+TRACED_GATES = ("f", "i", "z")   # the gates that keep or write the memory (LSTM: f, i; GRU: z, the share kept)
 SATURATION_CHUNK = 200_000  # sequence steps whose states are held at once
 
 
@@ -55,7 +56,7 @@ def log_spaced_steps(T: int, count: int = 40) -> list[int]:
 
 def inspect(checkpoint, input_length: int | None = None, seed: int = 0, device: str = "cpu") -> dict:
     """The numbers behind the figure (see the module docstring), for a checkpoint of a model with states to show
-    (its registry entry names them: the LSTM's and the vanilla RNN's)."""
+    (its registry entry names them: the LSTM's, the vanilla RNN's and the GRU's)."""
     if input_length is not None and input_length < 1:
         raise UsageError(f"--input-length must be a positive integer (got {input_length})")
     loaded = load_checkpoint(checkpoint, device, kind=KIND)
@@ -92,7 +93,7 @@ def inspect_sequence(model, config: PalindromeConfig, sequence: torch.Tensor, se
         probabilities = model.predict_proba(x)[0]
     keep = np.unique(np.linspace(0, T - 1, min(T, MAX_POINTS)).round().astype(int)).tolist()
     traced = {name: values[0][keep][:, carriers].T.tolist() for name, values in trace.items()
-              if name in (state, "f", "i")}
+              if name in (state, *TRACED_GATES)}
     result = {
         "model": config.model, "trained_input_length": config.input_length,
         "input_length": T, "seed": seed, "sequence_head": sequence[:20].tolist(),
@@ -166,10 +167,11 @@ def draw(result: dict, out) -> None:
     """The figure: traces of the carriers, decodability over t, and gate saturation."""
     plt = pyplot()
     spec = REGISTRY[result["model"]]
-    panels = [result["state"]] + [g for g in ("f", "i") if g in spec.gates]
+    panels = [result["state"]] + [g for g in TRACED_GATES if g in spec.gates]
     fig, axes = plt.subplots(1, len(panels) + 2, figsize=(4.2 * (len(panels) + 2), 3.6))
     t = result["trace"]["t"]
-    names = {"c": "cell state c_t", "f": "forget gate f_t", "i": "input gate i_t", "h": "hidden state h_t"}
+    names = {"c": "cell state c_t", "f": "forget gate f_t", "i": "input gate i_t", "h": "hidden state h_t",
+             "z": "update gate z_t (share kept)"}
     for ax, name in zip(axes, panels):
         for unit, values in zip(result["carriers"], result["trace"][name]):
             ax.plot(t, values, lw=0.9, label=f"unit {unit}")

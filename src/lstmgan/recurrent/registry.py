@@ -237,7 +237,8 @@ def _gru(c) -> GRU:
                chrono_tmax=init["chrono_tmax"])
 
 
-register_model(ModelSpec("gru", "GRU", _gru, (FORGET_BIAS,), ("eager", "per-gate"), GRU.from_torch))
+register_model(ModelSpec("gru", "GRU", _gru, (FORGET_BIAS,), ("eager", "per-gate"), GRU.from_torch,
+                         memory_state="h", gates=("r", "z")))
 register_model(ModelSpec("transformer", "Transformer", lambda c: Transformer(
     c.input_dim, c.num_hidden, c.num_classes, c.num_layers, c.num_heads, c.position, c.attention, c.position_range),
     (NUM_LAYERS, NUM_HEADS, POSITION, ATTENTION, POSITION_RANGE), check=_transformer_check))
