@@ -234,11 +234,29 @@ def test_the_shipped_palindrome_models_load_and_remember_200_digits():
     for name in shipped:
         loaded = load_checkpoint(f"pretrained:{name}")
         assert loaded.config["input_length"] == int(name.split("-T")[1]) and not loaded.model.training
-        assert loaded.data["metrics"]["accuracy"] >= 0.99             # as measured when it was shipped
+        if name.count("-") == 1:                                        # section 4's LSTMs
+            assert loaded.data["metrics"]["accuracy"] >= 0.99             # as measured when it was shipped
     started = time.time()
     scores = evaluate_checkpoint("pretrained:palindrome-T200", n=2000, seed=2024, device="cpu")
     assert scores["input_length"] == 200 and scores["n"] == 2000
     assert scores["accuracy"] >= 0.99 and time.time() - started < 30       # chance is 0.10
+
+
+def test_round_4s_contestants_are_shipped_and_score_what_their_metrics_say():
+    from lstmgan.recurrent.evaluate import evaluate_checkpoint
+    from lstmgan.recurrent.registry import REGISTRY
+    from lstmgan.shipped import pretrained_index
+
+    contestants = [n for n in pretrained_index() if n.startswith("palindrome-") and n.count("-") == 2]
+    assert {"palindrome-rnn-T200"} <= set(contestants)
+    for name in contestants:
+        loaded = load_checkpoint(f"pretrained:{name}")
+        model = name.split("-")[1]
+        assert loaded.config["model"] == model in REGISTRY and loaded.config["data"] == "fresh"
+        assert loaded.config["batch_size"] == 100 and loaded.config["max_epoch"] == 20     # round 4's budget
+        recorded = loaded.data["metrics"]
+        scores = evaluate_checkpoint(f"pretrained:{name}", n=recorded["n"], seed=recorded["seed"], device="cpu")
+        assert scores["accuracy"] == recorded["accuracy"]                # reproduced exactly, from the file
 
 
 def test_the_shipped_t10000_model_remembers_ten_thousand_digits():
