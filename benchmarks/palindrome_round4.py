@@ -205,10 +205,18 @@ def plan() -> list[tuple[dict, int, bool]]:
 def run_round() -> None:
     """Three seeds per affordable cell, shortest T first, then two more at each model's boundary lengths."""
     cells = [(recipe, T) for recipe, T, affordable in plan() if affordable]
-    for recipe, T in sorted(cells, key=lambda cell: cell[1]):
+    for recipe, T in sorted(cells, key=lambda cell: (cell[1], failed_shorter(cell[0]["model"], cell[1]))):
         run_cell("round", recipe["model"], recipe["setting"], recipe["rate"], (T,), ROUND_SEEDS)
     for recipe, T in boundaries(cells):
         run_cell("round", recipe["model"], recipe["setting"], recipe["rate"], (T,), ROUND_SEEDS + BOUNDARY_SEEDS)
+
+
+def failed_shorter(model: str, T: int) -> bool:
+    """Whether no seed of the model reached 99% held out at some shorter T: such a cell runs after the others of
+    its length (it still runs; the order only puts the informative runs first in a session)."""
+    rows = finished("round")
+    return any(not any(r["best"] >= TARGET for r in rows if r["model"] == model and r["T"] == shorter)
+               for shorter in {r["T"] for r in rows if r["model"] == model and r["T"] < T})
 
 
 def boundaries(cells) -> list[tuple[dict, int]]:
