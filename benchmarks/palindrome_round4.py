@@ -233,6 +233,19 @@ def boundaries(cells) -> list[tuple[dict, int]]:
     return found
 
 
+def median(values: list[float]) -> float | None:
+    """The median (the mean of the middle two for an even count), None for no values."""
+    values = sorted(values)
+    if not values:
+        return None
+    middle = len(values) // 2
+    return values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
+
+
+def shown(value: float | None, spec: str) -> str:
+    return "—" if value is None else format(value, spec)
+
+
 def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     """The 95% Wilson interval of a share k / n."""
     if n == 0:
@@ -246,26 +259,34 @@ def round_table() -> None:
     """docs/log/round4/round.md: per cell, seeds at >= 99% on fresh palindromes with their interval, the median
     steps to 99% held out, CPU s and GFLOP per step; the cells the budget rules out, with their cost estimate."""
     backfill_fresh("round")
-    rows, lines = finished("round"), ["# Round 4 (written by benchmarks/palindrome_round4.py)", "",
-                                       "| model | T | seeds ≥ 99% fresh (95% interval) | median steps to 99% held out "
-                                       "| CPU s / step | GFLOP / step |", "|---|---|---|---|---|---|"]
+    rows, lines = finished("round"), [
+        "# Round 4 (written by benchmarks/palindrome_round4.py)", "",
+        "Seeds at ≥ 99% on 2,000 fresh palindromes (the last epoch of each run) with the 95% Wilson interval; "
+        "steps to the first epoch at ≥ 99% held out, and the compute they took (steps × CPU s or GFLOP per step "
+        "of the same run; medians over the seeds that got there). CPU seconds are one thread on a 2-core machine "
+        "shared with one other 1-thread job: compare them within this table, not with idle-machine benchmarks.",
+        "", "| model | T | seeds ≥ 99% fresh (95% interval) | median steps to 99% held out | median CPU s to 99% "
+        "| median TFLOP to 99% | CPU s / step | GFLOP / step |", "|---|---|---|---|---|---|---|---|"]
     for recipe, T, affordable in plan():
         at = [r for r in rows if r["model"] == recipe["model"] and r["T"] == T]
         if not affordable:
             lines.append(f"| {recipe['model']} | {T} | not run: about {hours_per_seed(recipe, T):.1f} CPU hours per "
-                         "seed; round 3's figure stands | — | — | — |")
+                         "seed; round 3's figure stands | — | — | — | — | — |")
             continue
         if not at:
-            lines.append(f"| {recipe['model']} | {T} | not run yet | — | — | — |")
+            lines.append(f"| {recipe['model']} | {T} | not run yet | — | — | — | — | — |")
             continue
         fresh = [r["fresh"] for r in at if r["fresh"] is not None]
         good = sum(a >= TARGET for a in fresh)
         low, high = wilson(good, len(fresh))
-        steps = sorted(r["steps_to_99"] for r in at if r["steps_to_99"])
-        median = steps[len(steps) // 2] if steps else "—"
+        solved = [r for r in at if r["steps_to_99"]]
+        steps = median([r["steps_to_99"] for r in solved])
+        cpu = median([r["steps_to_99"] * r["seconds_per_step"] for r in solved])
+        tflop = median([r["steps_to_99"] * r["gflops_per_step"] / 1000 for r in solved])
         seconds = sum(r["seconds_per_step"] for r in at) / max(1, len(at))
-        lines.append(f"| {recipe['model']} | {T} | {good}/{len(fresh)} ({100 * low:.0f}–{100 * high:.0f}%) | {median} "
-                     f"| {seconds:.3f} | {at[0]['gflops_per_step']:.2f} |")
+        lines.append(f"| {recipe['model']} | {T} | {good}/{len(fresh)} ({100 * low:.0f}–{100 * high:.0f}%) "
+                     f"| {shown(steps, '.0f')} | {shown(cpu, '.0f')} | {shown(tflop, '.1f')} | {seconds:.3f} "
+                     f"| {at[0]['gflops_per_step']:.2f} |")
     (LOG / "round.md").write_text("\n".join(lines) + "\n")
 
 
