@@ -204,17 +204,16 @@ def plan() -> list[tuple[dict, int, bool]]:
 
 def run_round() -> None:
     """Three seeds per affordable cell, shortest T first, then two more at each model's boundary lengths."""
-    cells = [(recipe, T) for recipe, T, affordable in plan() if affordable]
-    for recipe, T in sorted(cells, key=lambda cell: (cell[1], failed_shorter(cell[0]["model"], cell[1]))):
+    cells, rows = [(recipe, T) for recipe, T, affordable in plan() if affordable], finished("round")
+    for recipe, T in sorted(cells, key=lambda cell: (cell[1], failed_shorter(rows, cell[0]["model"], cell[1]))):
         run_cell("round", recipe["model"], recipe["setting"], recipe["rate"], (T,), ROUND_SEEDS)
     for recipe, T in boundaries(cells):
         run_cell("round", recipe["model"], recipe["setting"], recipe["rate"], (T,), ROUND_SEEDS + BOUNDARY_SEEDS)
 
 
-def failed_shorter(model: str, T: int) -> bool:
-    """Whether no seed of the model reached 99% held out at some shorter T: such a cell runs after the others of
-    its length (it still runs; the order only puts the informative runs first in a session)."""
-    rows = finished("round")
+def failed_shorter(rows: list[dict], model: str, T: int) -> bool:
+    """Whether no seed of the model reached 99% held out at some shorter T (among the round's `rows`): such a
+    cell runs after the others of its length (it still runs; the order only puts the informative runs first)."""
     return any(not any(r["best"] >= TARGET for r in rows if r["model"] == model and r["T"] == shorter)
                for shorter in {r["T"] for r in rows if r["model"] == model and r["T"] < T})
 
