@@ -190,6 +190,22 @@ def test_predict_gives_the_first_digit_of_fresh_palindromes_with_class_probabili
     assert right >= 9
 
 
+@pytest.mark.parametrize("model", ["lstm", "gru", "transformer", "lru"])
+def test_round_4s_shipped_contestants_are_served_and_remember_200_digits(url, model):
+    name = f"pretrained:palindrome-{model}-T200"
+    listed = {p["name"]: p for p in json.loads(get(url, "/api/models")[2])["palindromes"]}
+    assert listed[name]["inspectable"] is (model in ("lstm", "gru"))
+    right = 0
+    for seed in range(5):
+        fresh = json.loads(get(url, "/api/palindrome/fresh", model=name, length=200, seed=seed)[2])
+        status, result = post(url, "/api/palindrome/predict", {"model": name, "sequence": fresh["sequence"]})
+        right += status == 200 and result["prediction"] == fresh["answer"]
+    assert right == 5                                         # 100% on 2,000 fresh palindromes when shipped
+    if model == "gru":
+        status, result = post(url, "/api/palindrome/inspect", {"model": name, "sequence": fresh["sequence"]})
+        assert status == 200 and result["state"] == "h" and len(result["trace"]["z"]) == 4
+
+
 def test_typed_sequences_may_be_separated_by_spaces_or_commas(url):
     plain = post(url, "/api/palindrome/predict", {"model": T200, "sequence": "3141592"})[1]
     spaced = post(url, "/api/palindrome/predict", {"model": T200, "sequence": "3, 1 4,1 5 9 2"})[1]
