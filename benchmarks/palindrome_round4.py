@@ -205,7 +205,8 @@ def plan() -> list[tuple[dict, int, bool]]:
 def run_round() -> None:
     """Three seeds per affordable cell, shortest T first, then two more at each model's boundary lengths."""
     cells, rows = [(recipe, T) for recipe, T, affordable in plan() if affordable], finished("round")
-    for recipe, T in sorted(cells, key=lambda cell: (cell[1], failed_shorter(rows, cell[0]["model"], cell[1]))):
+    for recipe, T in sorted(cells, key=lambda cell: (cell[1], failed_shorter(rows, cell[0]["model"], cell[1]),
+                                                     cost_before(rows, cell[0]["model"], cell[1]))):
         run_cell("round", recipe["model"], recipe["setting"], recipe["rate"], (T,), ROUND_SEEDS)
     for recipe, T in boundaries(cells):
         run_cell("round", recipe["model"], recipe["setting"], recipe["rate"], (T,), ROUND_SEEDS + BOUNDARY_SEEDS)
@@ -216,6 +217,17 @@ def failed_shorter(rows: list[dict], model: str, T: int) -> bool:
     cell runs after the others of its length (it still runs; the order only puts the informative runs first)."""
     return any(not any(r["best"] >= TARGET for r in rows if r["model"] == model and r["T"] == shorter)
                for shorter in {r["T"] for r in rows if r["model"] == model and r["T"] < T})
+
+
+def cost_before(rows: list[dict], model: str, T: int) -> float:
+    """The median CPU seconds to 99% of the model at the longest shorter T it was run at (infinite if none got
+    there): within a length, the cheapest cells run first, so a session finishes as many cells as it can."""
+    shorter = [r for r in rows if r["model"] == model and r["T"] < T]
+    if not shorter:
+        return math.inf
+    longest = max(r["T"] for r in shorter)
+    cost = median([r["steps_to_99"] * r["seconds_per_step"] for r in shorter if r["T"] == longest and r["steps_to_99"]])
+    return math.inf if cost is None else cost
 
 
 def boundaries(cells) -> list[tuple[dict, int]]:
