@@ -12,7 +12,7 @@ summary.json and metrics.csv are copied to `docs/log/round4/<stage>/<run>/` (no 
     python benchmarks/palindrome_round4.py round             # every model at its chosen setting and rate
     python benchmarks/palindrome_round4.py round --table     # the round's table (scores the runs on fresh data)
     python benchmarks/palindrome_round4.py generalise        # the T = 200 runs scored, untrained, at longer T
-    python benchmarks/palindrome_round4.py ship              # export each model's seed 0 at T = 200 (pretrained:)
+    python benchmarks/palindrome_round4.py ship              # each model's seed 0 at T = 200 and its longest T
 """
 
 from __future__ import annotations
@@ -360,41 +360,51 @@ def generalise_table(scores: dict) -> None:
 SHIP_DIR = ROOT / "src" / "lstmgan" / "weights"
 
 
+def shipped_lengths(model: str, recipe: dict) -> list[int]:
+    """T = 200, and the longest round length at which the model's seed 0 holds 99% on fresh palindromes."""
+    name = f"{model}-{recipe['setting']}-lr{recipe['rate']:g}"
+    learned = [T for T in ROUND_T if (LOG / "round" / f"{name}-{model}-T{T}-s0" / "fresh.json").is_file()
+               and json.loads((LOG / "round" / f"{name}-{model}-T{T}-s0" / "fresh.json").read_text())["accuracy"]
+               >= TARGET]
+    longest = max(learned, default=0)
+    return [SELECT_T] + ([longest] if longest > SELECT_T else [])
+
+
 def ship() -> None:
-    """Issue 36 §5: each model's round-4 seed 0 at T = 200 as pretrained:palindrome-<model>-T200 (safetensors):
-    its best epoch on its held-out split, as every shipped palindrome model (the round scores the last epoch;
-    they differ only for a run that never solved T, as the RNN's), with its description in pretrained.json and
-    its score on 2,000 fresh palindromes in metrics.json and in the file. A model already shipped is left alone."""
+    """Issue 36 §5: each model's round-4 seed 0 at T = 200, and at the longest T it learned, as
+    pretrained:palindrome-<model>-T<T> (safetensors): its best epoch on its held-out split, as every shipped
+    palindrome model (the round scores the last epoch; they differ only for a run that never solved T, as the
+    RNN's), with its description in pretrained.json and its score on 2,000 fresh palindromes in metrics.json and
+    in the file. A model already shipped is left alone."""
     from lstmgan.loading import export_weights
     from lstmgan.recurrent.evaluate import evaluate_checkpoint
 
     index_path, metrics_path = SHIP_DIR / "pretrained.json", SHIP_DIR / "metrics.json"
     index, metrics = json.loads(index_path.read_text()), json.loads(metrics_path.read_text())
     for model, recipe in chosen_recipes().items():
-        name, checkpoint = f"palindrome-{model}-T{SELECT_T}", round_checkpoint(recipe, SELECT_T, 0, "best.pt")
-        if name in index or checkpoint is None:
-            continue
-        kept = LOG / "round" / f"{model}-{recipe['setting']}-lr{recipe['rate']:g}-{model}-T{SELECT_T}-s0"
-        if not (kept / "fresh.json").is_file():          # not finished (or not logged) yet
-            continue
-        options = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}"
-                            for k, v in SETTINGS[model][recipe["setting"]].items()) or "no memory option"
-        file = f"palindrome_{model}_T{SELECT_T}.safetensors"
-        result = evaluate_checkpoint(checkpoint, 2000, 12345, "cpu")   # float32 weights: the export scores the same
-        scores = {"input_length": SELECT_T, "n": result["n"], "seed": result["seed"], "accuracy": result["accuracy"],
-                  "loss": result["loss"],
-                  "command": f"lstmgan palindrome evaluate --checkpoint pretrained:{name} --n 2000"}
-        export_weights(checkpoint, SHIP_DIR / file, "palindrome", metrics=scores)
-        index[name] = {"file": file, "kind": "palindrome", "description":
-                       f"round 4's {model} (size {SIZES[model]}, {options}, learning rate {recipe['rate']:g}), "
-                       f"seed 0 trained at T = {SELECT_T} on fresh palindromes under the round's budget "
-                       f"(batch 100, at most 3,200 steps), its best epoch on its held-out split "
-                       f"({100 * result['accuracy']:.1f}% on 2,000 fresh palindromes); see docs/palindrome.md "
-                       "section 5.8"}
-        metrics[f"pretrained:{name}"] = scores
-        index_path.write_text(json_lines(index))
-        metrics_path.write_text(json.dumps(metrics, indent=2) + "\n")
-        print(f"shipped pretrained:{name}: {100 * result['accuracy']:.2f}% on 2,000 fresh palindromes", flush=True)
+        for T in shipped_lengths(model, recipe):
+            name, checkpoint = f"palindrome-{model}-T{T}", round_checkpoint(recipe, T, 0, "best.pt")
+            kept = LOG / "round" / f"{model}-{recipe['setting']}-lr{recipe['rate']:g}-{model}-T{T}-s0"
+            if name in index or checkpoint is None or not (kept / "fresh.json").is_file():   # shipped, or unfinished
+                continue
+            options = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}"
+                                for k, v in SETTINGS[model][recipe["setting"]].items()) or "no memory option"
+            file = f"palindrome_{model}_T{T}.safetensors"
+            result = evaluate_checkpoint(checkpoint, 2000, 12345, "cpu")   # float32 weights: the export scores the same
+            scores = {"input_length": T, "n": result["n"], "seed": result["seed"], "accuracy": result["accuracy"],
+                      "loss": result["loss"],
+                      "command": f"lstmgan palindrome evaluate --checkpoint pretrained:{name} --n 2000"}
+            export_weights(checkpoint, SHIP_DIR / file, "palindrome", metrics=scores)
+            index[name] = {"file": file, "kind": "palindrome", "description":
+                           f"round 4's {model} (size {SIZES[model]}, {options}, learning rate {recipe['rate']:g}), "
+                           f"seed 0 trained at T = {T} from scratch on fresh palindromes under the round's budget "
+                           f"(batch 100, at most 3,200 steps), its best epoch on its held-out split "
+                           f"({100 * result['accuracy']:.1f}% on 2,000 fresh palindromes); see docs/palindrome.md "
+                           "section 5.8"}
+            metrics[f"pretrained:{name}"] = scores
+            index_path.write_text(json_lines(index))
+            metrics_path.write_text(json.dumps(metrics, indent=2) + "\n")
+            print(f"shipped pretrained:{name}: {100 * result['accuracy']:.2f}% on 2,000 fresh palindromes", flush=True)
 
 
 def json_lines(index: dict) -> str:
