@@ -76,12 +76,15 @@ class GRU(RecurrentClassifier):
         x = as_sequence(x, self.input_dim)
         h = x.new_zeros(x.shape[0], self.num_hidden)
         for t in range(x.shape[1]):
-            x_t = x[:, t]
-            r = torch.sigmoid(x_t @ self.W_rx.T + h @ self.W_rh.T + self.b_r)
-            z = torch.sigmoid(x_t @ self.W_zx.T + h @ self.W_zh.T + self.b_z)
-            n = torch.tanh(x_t @ self.W_nx.T + self.b_nx + r * (h @ self.W_nh.T + self.b_nh))
-            h = (1 - z) * n + z * h
+            h, _, _ = self.step(x[:, t], h)
         return h
+
+    def step(self, x_t: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One step of the equations, one gate at a time: (h_t, r_t, z_t)."""
+        r = torch.sigmoid(x_t @ self.W_rx.T + h @ self.W_rh.T + self.b_r)
+        z = torch.sigmoid(x_t @ self.W_zx.T + h @ self.W_zh.T + self.b_z)
+        n = torch.tanh(x_t @ self.W_nx.T + self.b_nx + r * (h @ self.W_nh.T + self.b_nh))
+        return (1 - z) * n + z * h, r, z
 
     @torch.no_grad()
     def states(self, x: torch.Tensor, steps=None) -> dict[str, torch.Tensor]:
@@ -91,11 +94,7 @@ class GRU(RecurrentClassifier):
         keep = set(range(x.shape[1]) if steps is None else (int(t) for t in steps))
         h, kept = x.new_zeros(x.shape[0], self.num_hidden), {"h": [], "r": [], "z": []}
         for t in range(x.shape[1]):
-            x_t = x[:, t]
-            r = torch.sigmoid(x_t @ self.W_rx.T + h @ self.W_rh.T + self.b_r)
-            z = torch.sigmoid(x_t @ self.W_zx.T + h @ self.W_zh.T + self.b_z)
-            n = torch.tanh(x_t @ self.W_nx.T + self.b_nx + r * (h @ self.W_nh.T + self.b_nh))
-            h = (1 - z) * n + z * h
+            h, r, z = self.step(x[:, t], h)
             if t in keep:
                 for name, value in (("h", h), ("r", r), ("z", z)):
                     kept[name].append(value)
