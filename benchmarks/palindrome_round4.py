@@ -58,12 +58,15 @@ BUDGET = {"input_dim": 10, "batch_size": 100, "data": "fresh", "data_size": 2000
           "target_accuracy": 0.999, "max_norm": 10.0, "device": "cpu"}
 
 
-def run_cell(stage: str, model: str, setting: str, rate: float, lengths=(SELECT_T,), seeds=(0,)) -> None:
+def run_cell(stage: str, model: str, setting: str, rate: float, lengths=(SELECT_T,), seeds=(0,),
+             max_epoch: int | None = None) -> None:
     """A model at one setting and rate, at the given lengths and seeds: only the runs not yet logged in
     docs/log/round4/ train (run folders do not survive between sessions; the log does), each length as one
-    sweep resumed if it was started. A finished run is logged with its fresh-palindrome accuracy."""
-    name = f"{model}-{setting}-lr{rate:g}"
+    sweep resumed if it was started. A finished run is logged with its fresh-palindrome accuracy. `max_epoch`:
+    a cell over the CPU budget, capped (its runs are named `...-capN-...`)."""
+    name = f"{model}-{setting}-lr{rate:g}" + (f"-cap{max_epoch}" if max_epoch else "")
     fixed = BUDGET | SETTINGS[model][setting] | {"num_hidden": SIZES[model], "learning_rate": rate}
+    fixed |= {"max_epoch": max_epoch} if max_epoch else {}
     for T in lengths:
         todo = [s for s in seeds if not (LOG / stage / f"{name}-{model}-T{T}-s{s}" / "fresh.json").is_file()]
         if not todo:
@@ -119,6 +122,7 @@ def finished(stage: str) -> list[dict]:
                      "best": summary["best_test_accuracy"], "steps_to_99": first * per_epoch if first else None,
                      "steps": summary["steps"], "seconds_per_step": summary["wall_time_s"] / max(1, summary["steps"]),
                      "parameters": summary["parameters"], "gflops_per_step": flops_per_step(config) / 1e9,
+                     "max_epoch": config["max_epoch"], "capped": config["max_epoch"] < BUDGET["max_epoch"],
                      "fresh": json.loads((run.parent / "fresh.json").read_text())["accuracy"]
                      if (run.parent / "fresh.json").is_file() else None})
     return rows
@@ -210,6 +214,28 @@ def run_round() -> None:
         run_cell("round", recipe["model"], recipe["setting"], recipe["rate"], (T,), ROUND_SEEDS)
     for recipe, T in boundaries(cells):
         run_cell("round", recipe["model"], recipe["setting"], recipe["rate"], (T,), ROUND_SEEDS + BOUNDARY_SEEDS)
+    for recipe, T, affordable in plan():       # last: the cells over budget, capped at MAX_CPU_HOURS (§5.8)
+        cap = None if affordable else capped_epochs(finished("round"), recipe["model"], T)
+        if cap:
+            run_cell("round", recipe["model"], recipe["setting"], recipe["rate"], (T,), ROUND_SEEDS, max_epoch=cap)
+
+
+def capped_epochs(rows: list[dict], model: str, T: int) -> int | None:
+    """The epochs that fit in MAX_CPU_HOURS per seed at T, from the step time measured at the longest shorter T,
+    scaled as T to the power measured between the two longest lengths run (at least 1; 2 with one length)."""
+    times: dict[int, list[float]] = {}
+    for r in rows:
+        if r["model"] == model and r["T"] < T and not r["capped"]:
+            times.setdefault(r["T"], []).append(r["seconds_per_step"])
+    if not times:
+        return None
+    lengths = sorted(times)
+    last = median(times[lengths[-1]])
+    power = math.log(last / median(times[lengths[-2]])) / math.log(lengths[-1] / lengths[-2]) \
+        if len(lengths) > 1 else 2.0
+    per_step = last * (T / lengths[-1]) ** max(1.0, power)
+    steps_per_epoch = math.ceil(BUDGET["data_size"] * 0.8 / BUDGET["batch_size"])
+    return min(BUDGET["max_epoch"], int(MAX_CPU_HOURS * 3600 / per_step) // steps_per_epoch) or None
 
 
 def failed_shorter(rows: list[dict], model: str, T: int) -> bool:
@@ -280,7 +306,7 @@ def round_table() -> None:
         "| median TFLOP to 99% | CPU s / step | GFLOP / step |", "|---|---|---|---|---|---|---|---|"]
     for recipe, T, affordable in plan():
         at = [r for r in rows if r["model"] == recipe["model"] and r["T"] == T]
-        if not affordable:
+        if not affordable and not at:
             lines.append(f"| {recipe['model']} | {T} | not run: about {hours_per_seed(recipe, T):.1f} CPU hours per "
                          "seed; round 3's figure stands | — | — | — | — | — |")
             continue
@@ -295,7 +321,8 @@ def round_table() -> None:
         cpu = median([r["steps_to_99"] * r["seconds_per_step"] for r in solved])
         tflop = median([r["steps_to_99"] * r["gflops_per_step"] / 1000 for r in solved])
         seconds = sum(r["seconds_per_step"] for r in at) / max(1, len(at))
-        lines.append(f"| {recipe['model']} | {T} | {good}/{len(fresh)} ({100 * low:.0f}–{100 * high:.0f}%) "
+        label = f", capped at {at[0]['max_epoch']} epochs ({MAX_CPU_HOURS:g} CPU h)" if at[0]["capped"] else ""
+        lines.append(f"| {recipe['model']} | {T} | {good}/{len(fresh)} ({100 * low:.0f}–{100 * high:.0f}%){label} "
                      f"| {shown(steps, '.0f')} | {shown(cpu, '.0f')} | {shown(tflop, '.1f')} | {seconds:.3f} "
                      f"| {at[0]['gflops_per_step']:.2f} |")
     (LOG / "round.md").write_text("\n".join(lines) + "\n")
