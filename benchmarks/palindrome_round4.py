@@ -207,17 +207,22 @@ def plan() -> list[tuple[dict, int, bool]]:
 
 
 def run_round() -> None:
-    """Three seeds per affordable cell, shortest T first, then two more at each model's boundary lengths."""
+    """Three seeds per affordable cell, shortest T first; then two more at each model's boundary lengths; then the
+    cells over budget, capped; last, the cells of models that failed at every seed of a shorter T (§5.8)."""
     cells, rows = [(recipe, T) for recipe, T, affordable in plan() if affordable], finished("round")
-    for recipe, T in sorted(cells, key=lambda cell: (cell[1], failed_shorter(rows, cell[0]["model"], cell[1]),
-                                                     cost_before(rows, cell[0]["model"], cell[1]))):
+    hopeless = [(recipe, T) for recipe, T in cells if failed_shorter(rows, recipe["model"], T)
+                and not any(r["model"] == recipe["model"] and r["T"] == T for r in rows)]
+    for recipe, T in sorted([cell for cell in cells if cell not in hopeless],
+                            key=lambda cell: (cell[1], cost_before(rows, cell[0]["model"], cell[1]))):
         run_cell("round", recipe["model"], recipe["setting"], recipe["rate"], (T,), ROUND_SEEDS)
     for recipe, T in boundaries(cells):
         run_cell("round", recipe["model"], recipe["setting"], recipe["rate"], (T,), ROUND_SEEDS + BOUNDARY_SEEDS)
-    for recipe, T, affordable in plan():       # last: the cells over budget, capped at MAX_CPU_HOURS (§5.8)
+    for recipe, T, affordable in plan():       # the cells over budget, capped at MAX_CPU_HOURS (§5.8)
         cap = None if affordable else capped_epochs(finished("round"), recipe["model"], T)
         if cap:
             run_cell("round", recipe["model"], recipe["setting"], recipe["rate"], (T,), ROUND_SEEDS, max_epoch=cap)
+    for recipe, T in hopeless:
+        run_cell("round", recipe["model"], recipe["setting"], recipe["rate"], (T,), ROUND_SEEDS)
 
 
 def capped_epochs(rows: list[dict], model: str, T: int) -> int | None:
@@ -262,8 +267,9 @@ def boundaries(cells) -> list[tuple[dict, int]]:
     found = []
     for recipe in {id(r): r for r, _ in cells}.values():
         lengths = sorted(T for r, T in cells if r is recipe)
-        solved = [T for T in lengths if all(x["best"] >= TARGET for x in rows
-                                            if x["model"] == recipe["model"] and x["T"] == T)]
+        scores = {T: [x["best"] for x in rows if x["model"] == recipe["model"] and x["T"] == T] for T in lengths}
+        lengths = [T for T in lengths if scores[T]]          # a length not run yet is no boundary
+        solved = [T for T in lengths if all(best >= TARGET for best in scores[T])]
         longest = max(solved, default=None)
         failed = next((T for T in lengths if T not in solved), None)
         found += [(recipe, T) for T in (longest, failed) if T is not None]
