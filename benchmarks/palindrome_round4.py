@@ -221,8 +221,24 @@ def run_round() -> None:
         cap = None if affordable else capped_epochs(finished("round"), recipe["model"], T)
         if cap:
             run_cell("round", recipe["model"], recipe["setting"], recipe["rate"], (T,), ROUND_SEEDS, max_epoch=cap)
+    for recipe in chosen_recipes().values():  # further, doubling T while every seed learns (§5.8, amendment 3)
+        T = ROUND_T[-1]
+        while all_learned(finished("round"), recipe["model"], T):
+            T *= 2
+            cap = None if hours_per_seed(recipe, T) <= MAX_CPU_HOURS else capped_epochs(finished("round"),
+                                                                                       recipe["model"], T)
+            if hours_per_seed(recipe, T) > MAX_CPU_HOURS and cap is None:
+                break                           # not one epoch fits in the budget
+            run_cell("round", recipe["model"], recipe["setting"], recipe["rate"], (T,), ROUND_SEEDS,
+                     max_epoch=cap if cap and cap < BUDGET["max_epoch"] else None)
     for recipe, T in hopeless:
         run_cell("round", recipe["model"], recipe["setting"], recipe["rate"], (T,), ROUND_SEEDS)
+
+
+def all_learned(rows: list[dict], model: str, T: int) -> bool:
+    """Whether the model's round seeds at T all ran and all reached 99% on fresh palindromes."""
+    fresh = [r["fresh"] for r in rows if r["model"] == model and r["T"] == T]
+    return len(fresh) >= len(ROUND_SEEDS) and all(a is not None and a >= TARGET for a in fresh)
 
 
 def capped_epochs(rows: list[dict], model: str, T: int) -> int | None:
@@ -310,7 +326,10 @@ def round_table() -> None:
         "shared with one other 1-thread job: compare them within this table, not with idle-machine benchmarks.",
         "", "| model | T | seeds ≥ 99% fresh (95% interval) | median steps to 99% held out | median CPU s to 99% "
         "| median TFLOP to 99% | CPU s / step | GFLOP / step |", "|---|---|---|---|---|---|---|---|"]
-    for recipe, T, affordable in plan():
+    further = sorted({(r["model"], r["T"]) for r in rows if r["T"] > ROUND_T[-1]})
+    cells = plan() + [(recipe, T, True) for recipe in chosen_recipes().values()
+                      for model, T in further if model == recipe["model"]]
+    for recipe, T, affordable in sorted(cells, key=lambda cell: (list(SIZES).index(cell[0]["model"]), cell[1])):
         at = [r for r in rows if r["model"] == recipe["model"] and r["T"] == T]
         if not affordable and not at:
             lines.append(f"| {recipe['model']} | {T} | not run: about {hours_per_seed(recipe, T):.1f} CPU hours per "
