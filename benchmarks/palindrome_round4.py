@@ -332,8 +332,11 @@ def round_table() -> None:
     for recipe, T, affordable in sorted(cells, key=lambda cell: (list(SIZES).index(cell[0]["model"]), cell[1])):
         at = [r for r in rows if r["model"] == recipe["model"] and r["T"] == T]
         if not affordable and not at:
-            lines.append(f"| {recipe['model']} | {T} | not run: about {hours_per_seed(recipe, T):.1f} CPU hours per "
-                         "seed; round 3's figure stands | — | — | — | — | — |")
+            cap = capped_epochs(rows, recipe["model"], T)
+            plan_ = (f"runs last, capped at {cap} epochs ({MAX_CPU_HOURS:g} CPU h)" if cap
+                     else "not run: not one epoch fits; round 3's figure stands")
+            lines.append(f"| {recipe['model']} | {T} | about {hours_per_seed(recipe, T):.1f} CPU hours per seed: "
+                         f"{plan_} | — | — | — | — | — |")
             continue
         if not at:
             lines.append(f"| {recipe['model']} | {T} | not run yet | — | — | — | — | — |")
