@@ -225,14 +225,20 @@ def run_round() -> None:
         T = ROUND_T[-1]
         while all_learned(finished("round"), recipe["model"], T):
             T *= 2
-            cap = None if hours_per_seed(recipe, T) <= MAX_CPU_HOURS else capped_epochs(finished("round"),
-                                                                                       recipe["model"], T)
-            if hours_per_seed(recipe, T) > MAX_CPU_HOURS and cap is None:
+            epochs = epochs_within_budget(recipe, T)
+            if epochs is None:
                 break                           # not one epoch fits in the budget
             run_cell("round", recipe["model"], recipe["setting"], recipe["rate"], (T,), ROUND_SEEDS,
-                     max_epoch=cap if cap and cap < BUDGET["max_epoch"] else None)
+                     max_epoch=epochs if epochs < BUDGET["max_epoch"] else None)
     for recipe, T in hopeless:
         run_cell("round", recipe["model"], recipe["setting"], recipe["rate"], (T,), ROUND_SEEDS)
+
+
+def epochs_within_budget(recipe: dict, T: int) -> int | None:
+    """A cell's epochs: the full budget when a seed fits in MAX_CPU_HOURS, else the capped epochs (None: not one)."""
+    if hours_per_seed(recipe, T) <= MAX_CPU_HOURS:
+        return BUDGET["max_epoch"]
+    return capped_epochs(finished("round"), recipe["model"], T)
 
 
 def all_learned(rows: list[dict], model: str, T: int) -> bool:
