@@ -125,3 +125,27 @@ def test_a_bad_samples_file_is_one_line_and_exit_2(tmp_path, array, message):
     np.save(path, array)
     done = cli("gan", "evaluate", "--checkpoint", path)
     assert done.returncode == 2 and message in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+# ---------------------------------------------------------------- scoring on another run's split
+
+def test_split_of_scores_on_the_other_runs_split(tmp_path):
+    data = write_idx_set(write_idx_set(tmp_path / "tiny", 600), 300, split="test", seed=1)
+    for name, val_seed in (("a", 0), ("b", 1)):
+        train(GANConfig(conditional=True, batch_size=32, max_iterations=2, val_size=100, val_seed=val_seed,
+                        eval_interval=0, save_interval=1000, snapshot_interval=0, device="cpu", data_dir=str(data)),
+              tmp_path / name, progress=False)
+    a, b = (tmp_path / name / "checkpoints" / "last.pt" for name in "ab")
+    scored = dict(n=100, device="cpu", data_dir=str(data), against="val", reference=False)
+    own = evaluate_checkpoint(a, **scored)
+    assert "scored_split" not in own
+    assert evaluate_checkpoint(a, split_of=a, **scored)["fid"] == own["fid"]          # its own split: the same
+    other = evaluate_checkpoint(a, split_of=b, **scored)
+    assert other["training_split"] == {"how": "stratified", "size": 100, "seed": 0}
+    assert other["scored_split"] == {"of": str(b), "how": "stratified", "size": 100, "seed": 1}
+    assert other["fid"] != own["fid"]                                               # another reference
+
+
+def test_split_of_a_missing_checkpoint_is_one_line_and_exit_2(tmp_path):
+    done = cli("gan", "evaluate", "--checkpoint", "pretrained:mnist", "--split-of", tmp_path / "none.pt")
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1

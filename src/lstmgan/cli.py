@@ -247,7 +247,7 @@ def cmd_gan_evaluate(args):
 
     result = evaluate_checkpoint(args.checkpoint, args.n, args.seed, args.device, args.data_dir,
                                  reference=not args.no_reference, against=args.against,
-                                 cluster_check=args.cluster_check)
+                                 cluster_check=args.cluster_check, split_of=args.split_of)
     print(json.dumps(result, indent=2))
 
 
@@ -380,6 +380,9 @@ def add_gan_commands(parts) -> None:
     flag(p, "no-reference", action="store_true", help="skip the real-data reference values")
     flag(p, "cluster-check", action="store_true", help="a cluster-conditioned generator: also the share of samples "
                                                         "nearest another cluster's centroid (reruns its k-means)")
+    flag(p, "split-of", metavar="CHECKPOINT",
+         help="score on that generator's split instead (validation split, floor and copy check): to compare "
+              "generators trained on different splits")
     add_threads(p)
     p.set_defaults(handler=cmd_gan_evaluate)
 

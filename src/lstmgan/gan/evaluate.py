@@ -196,7 +196,8 @@ def read_samples(path: Path) -> torch.Tensor:
 
 
 def evaluate_checkpoint(checkpoint, n: int = 10000, seed: int = 0, device: str = "auto", data_dir=None,
-                        reference: bool = True, against: str = "test", cluster_check: bool = False) -> dict:
+                        reference: bool = True, against: str = "test", cluster_check: bool = False,
+                        split_of=None) -> dict:
     """Quality of a generator's n samples against the test set (or its validation split, `against="val"`):
     FID beside the real-data floor at the same shares and size, the ratio, copy rate, ...
 
@@ -204,16 +205,21 @@ def evaluate_checkpoint(checkpoint, n: int = 10000, seed: int = 0, device: str =
     all N of them, against the default split's training part). `reference`: also every metric of
     the floor's first draw. `cluster_check`: for a cluster-conditioned generator, also how often a
     sample lands nearest another cluster's centroid (reruns training's k-means: about a minute for
-    K = 50 on two cores, so only when asked).
+    K = 50 on two cores, so only when asked). `split_of`: another generator's checkpoint whose split
+    (validation reference, floor pool, copy check) replaces this one's, so that generators trained on
+    different splits are scored on one (this one may have trained on part of that validation split).
     """
+    scored = split_of_run(split_of) if split_of is not None else None
     if str(checkpoint).lower().endswith(".npy"):
-        return evaluate_samples_file(Path(checkpoint), seed, device, data_dir, reference, against)
+        return evaluate_samples_file(Path(checkpoint), seed, device, data_dir, reference, against, scored)
     if n < mnist.NUM_CLASSES:
         raise UsageError(f"--n must be at least {mnist.NUM_CLASSES} (got {n})")
     loaded = load_checkpoint(checkpoint, resolve_device(device), kind=KIND)
     dataset = loaded.config.get("dataset", "mnist")
     split = TrainingSplit.of_config(loaded.config)
-    scorer = scorer_for(dataset, data_dir, str(resolve_device(device)), against, split)
+    if scored is not None and scored[0] != dataset:
+        raise UsageError(f"--split-of: that generator trained on {scored[0]}, this one on {dataset}")
+    scorer = scorer_for(dataset, data_dir, str(resolve_device(device)), against, scored[1] if scored else split)
     images, labels = generator_samples(loaded.model, scorer, n, seed)
     progress = loaded.data.get("progress", {})
     result = {"checkpoint": str(checkpoint), "dataset": dataset, "n": n, "seed": seed,
@@ -221,6 +227,8 @@ def evaluate_checkpoint(checkpoint, n: int = 10000, seed: int = 0, device: str =
               # progress["epoch"] is the epoch a resume would start, so one more than the epochs done
               "epochs_completed": progress["epoch"] - 1 if "epoch" in progress else None,
               "training_split": asdict(split), **scorer.score(images, labels, seed)}
+    if scored is not None:
+        result["scored_split"] = {"of": str(split_of), **asdict(scored[1])}
     if labels is not None:
         result["label_counts"] = torch.bincount(labels, minlength=mnist.NUM_CLASSES).tolist()
     if cluster_check and getattr(loaded.model, "num_clusters", 0):
@@ -268,9 +276,16 @@ def training_centroids(dataset: str, data_dir, split: TrainingSplit, k: int, see
     return pixel_centroids(split.parts(dataset, data_dir)[0].images, k, seed)
 
 
-def evaluate_samples_file(path: Path, seed: int, device: str, data_dir, reference: bool, against: str) -> dict:
+def split_of_run(checkpoint) -> tuple[str, TrainingSplit]:
+    """The dataset and split another generator trained on (`gan evaluate --split-of`)."""
+    config = load_checkpoint(checkpoint, "cpu", kind=KIND).config
+    return config.get("dataset", "mnist"), TrainingSplit.of_config(config)
+
+
+def evaluate_samples_file(path: Path, seed: int, device: str, data_dir, reference: bool, against: str,
+                          scored: tuple[str, TrainingSplit] | None = None) -> dict:
     images = read_samples(path)
-    split = TrainingSplit()
+    split = scored[1] if scored else TrainingSplit()
     scorer = scorer_for("mnist", data_dir, str(resolve_device(device)), against, split)
     result = {"samples": str(path), "dataset": "mnist", "n": len(images), "seed": seed, "conditional": False,
               "training_split": asdict(split), **scorer.score(images, None, seed)}
