@@ -128,7 +128,8 @@ def finished(stage: str) -> list[dict]:
                      "model": config["model"], "setting": setting, "rate": config["learning_rate"],
                      "T": config["input_length"], "seed": config["seed"],
                      "best": summary["best_test_accuracy"], "steps_to_99": first * per_epoch if first else None,
-                     "steps": summary["steps"], "seconds_per_step": running_seconds(run.parent) / max(1, summary["steps"]),
+                     "steps": summary["steps"],
+                     "seconds_per_step": running_seconds(run.parent) / max(1, summary["steps"]),
                      "parameters": summary["parameters"], "gflops_per_step": flops_per_step(config) / 1e9,
                      "max_epoch": config["max_epoch"], "capped": config["max_epoch"] < BUDGET["max_epoch"],
                      "fresh": json.loads((run.parent / "fresh.json").read_text())["accuracy"]
