@@ -105,12 +105,11 @@ def backfill_fresh(stage: str) -> None:
             log_run(found, kept)
 
 
-def running_seconds(kept: Path) -> float:
-    """A logged run's wall time less any pause recorded beside it in paused.json (a run stopped with SIGSTOP
-    while another job was timed on the idle machine keeps counting wall time)."""
-    wall = json.loads((kept / "summary.json").read_text())["wall_time_s"]
+def paused_seconds(kept: Path) -> float:
+    """A pause recorded beside a logged run in paused.json (a run stopped with SIGSTOP while another job was
+    timed on the idle machine keeps counting wall time), else 0."""
     paused = kept / "paused.json"
-    return wall - (json.loads(paused.read_text())["paused_s"] if paused.is_file() else 0.0)
+    return json.loads(paused.read_text())["paused_s"] if paused.is_file() else 0.0
 
 
 def finished(stage: str) -> list[dict]:
@@ -129,7 +128,8 @@ def finished(stage: str) -> list[dict]:
                      "T": config["input_length"], "seed": config["seed"],
                      "best": summary["best_test_accuracy"], "steps_to_99": first * per_epoch if first else None,
                      "steps": summary["steps"],
-                     "seconds_per_step": running_seconds(run.parent) / max(1, summary["steps"]),
+                     "seconds_per_step": (summary["wall_time_s"] - paused_seconds(run.parent))
+                     / max(1, summary["steps"]),
                      "parameters": summary["parameters"], "gflops_per_step": flops_per_step(config) / 1e9,
                      "max_epoch": config["max_epoch"], "capped": config["max_epoch"] < BUDGET["max_epoch"],
                      "fresh": json.loads((run.parent / "fresh.json").read_text())["accuracy"]
