@@ -21,6 +21,7 @@ import argparse
 import csv
 import json
 import math
+import re
 import shutil
 from pathlib import Path
 
@@ -373,9 +374,10 @@ def round_table() -> None:
 
 def round_checkpoint(recipe: dict, T: int, seed: int, which: str = "last.pt") -> Path | None:
     """A checkpoint of a round run (the last, as the round scores it, or the best on its held-out split), where
-    this machine still has its folder."""
+    this machine still has its folder; a capped cell's (`...-capN-T...`) counts too."""
     name = f"{recipe['model']}-{recipe['setting']}-lr{recipe['rate']:g}"
-    found = sorted(RUNS.glob(f"round/{name}-T{T}-seeds*/runs/{recipe['model']}-T{T}-s{seed}/checkpoints/{which}"))
+    found = sorted(path for pattern in (f"{name}-T{T}-seeds*", f"{name}-cap*-T{T}-seeds*")
+                   for path in RUNS.glob(f"round/{pattern}/runs/{recipe['model']}-T{T}-s{seed}/checkpoints/{which}"))
     return found[0] if found else None
 
 
@@ -430,12 +432,22 @@ def generalise_table(scores: dict) -> None:
 SHIP_DIR = ROOT / "src" / "lstmgan" / "weights"
 
 
+def seed0_runs(model: str, recipe: dict) -> dict[int, Path]:
+    """The model's logged round runs of seed 0 that have a fresh-palindrome score, by T: the full-budget runs and
+    the capped ones (`...-capN-...`), at the round's lengths and further (amendment 3)."""
+    name = f"{model}-{recipe['setting']}-lr{recipe['rate']:g}"
+    found = {}
+    for kept in sorted((LOG / "round").glob(f"{name}*-{model}-T*-s0")):
+        if re.fullmatch(rf"{re.escape(name)}(-cap\d+)?", kept.name.partition(f"-{model}-T")[0]) \
+                and (kept / "fresh.json").is_file():
+            found[json.loads((kept / "config.json").read_text())["input_length"]] = kept
+    return found
+
+
 def shipped_lengths(model: str, recipe: dict) -> list[int]:
     """T = 200, and the longest round length at which the model's seed 0 holds 99% on fresh palindromes."""
-    name = f"{model}-{recipe['setting']}-lr{recipe['rate']:g}"
-    learned = [T for T in ROUND_T if (LOG / "round" / f"{name}-{model}-T{T}-s0" / "fresh.json").is_file()
-               and json.loads((LOG / "round" / f"{name}-{model}-T{T}-s0" / "fresh.json").read_text())["accuracy"]
-               >= TARGET]
+    learned = [T for T, kept in seed0_runs(model, recipe).items()
+               if json.loads((kept / "fresh.json").read_text())["accuracy"] >= TARGET]
     longest = max(learned, default=0)
     return [SELECT_T] + ([longest] if longest > SELECT_T else [])
 
@@ -454,9 +466,11 @@ def ship() -> None:
     for model, recipe in chosen_recipes().items():
         for T in shipped_lengths(model, recipe):
             name, checkpoint = f"palindrome-{model}-T{T}", round_checkpoint(recipe, T, 0, "best.pt")
-            kept = LOG / "round" / f"{model}-{recipe['setting']}-lr{recipe['rate']:g}-{model}-T{T}-s0"
-            if name in index or checkpoint is None or not (kept / "fresh.json").is_file():   # shipped, or unfinished
+            kept = seed0_runs(model, recipe).get(T)
+            if name in index or checkpoint is None or kept is None:   # shipped, or unfinished
                 continue
+            steps = json.loads((kept / "config.json").read_text())["max_epoch"] * math.ceil(
+                BUDGET["data_size"] * 0.8 / BUDGET["batch_size"])
             options = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}"
                                 for k, v in SETTINGS[model][recipe["setting"]].items()) or "no memory option"
             file = f"palindrome_{model}_T{T}.safetensors"
@@ -468,7 +482,7 @@ def ship() -> None:
             index[name] = {"file": file, "kind": "palindrome", "description":
                            f"round 4's {model} (size {SIZES[model]}, {options}, learning rate {recipe['rate']:g}), "
                            f"seed 0 trained at T = {T} from scratch on fresh palindromes under the round's budget "
-                           f"(batch 100, at most 3,200 steps), its best epoch on its held-out split "
+                           f"(batch 100, at most {steps:,} steps), its best epoch on its held-out split "
                            f"({100 * result['accuracy']:.1f}% on 2,000 fresh palindromes); see docs/palindrome.md "
                            "section 5.8"}
             metrics[f"pretrained:{name}"] = scores

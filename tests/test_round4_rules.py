@@ -71,3 +71,27 @@ def test_a_recorded_pause_is_not_counted_as_running_time(round4, tmp_path):
     assert round4.paused_seconds(tmp_path) == 0.0
     (tmp_path / "paused.json").write_text('{"paused_s": 3756}')
     assert 5000.0 - round4.paused_seconds(tmp_path) == 1244.0
+
+
+def test_the_shipped_longest_length_counts_capped_runs_and_lengths_past_1000(round4, tmp_path, monkeypatch):
+    monkeypatch.setattr(round4, "LOG", tmp_path / "log")
+    monkeypatch.setattr(round4, "RUNS", tmp_path / "runs")
+    recipe = {"model": "transformer", "setting": "causal-sin", "rate": 0.001}
+
+    def logged(sweep, T, accuracy):
+        kept = tmp_path / "log" / "round" / f"{sweep}-transformer-T{T}-s0"
+        kept.mkdir(parents=True)
+        (kept / "config.json").write_text(f'{{"input_length": {T}, "max_epoch": 8}}')
+        (kept / "fresh.json").write_text(f'{{"accuracy": {accuracy}}}')
+
+    logged("transformer-causal-sin-lr0.001", 200, 1.0)
+    logged("transformer-causal-sin-lr0.001-cap8", 1000, 0.995)
+    logged("transformer-causal-sin-lr0.001-cap2", 2000, 0.1)          # not learned
+    logged("transformer-causal-random-lr0.001", 4000, 1.0)            # another setting's run
+    assert round4.shipped_lengths("transformer", recipe) == [200, 1000]
+    checkpoint = (tmp_path / "runs" / "round" / "transformer-causal-sin-lr0.001-cap8-T1000-seeds0_1_2" / "runs"
+                  / "transformer-T1000-s0" / "checkpoints" / "best.pt")
+    checkpoint.parent.mkdir(parents=True)
+    checkpoint.touch()
+    assert round4.round_checkpoint(recipe, 1000, 0, "best.pt") == checkpoint
+    assert round4.round_checkpoint(recipe, 2000, 0, "best.pt") is None
