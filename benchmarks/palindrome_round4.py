@@ -13,6 +13,7 @@ summary.json and metrics.csv are copied to `docs/log/round4/<stage>/<run>/` (no 
     python benchmarks/palindrome_round4.py round --table     # the round's table (scores the runs on fresh data)
     python benchmarks/palindrome_round4.py generalise        # the T = 200 runs scored, untrained, at longer T
     python benchmarks/palindrome_round4.py ship              # each model's seed 0 at T = 200 and its longest T
+    python benchmarks/palindrome_round4.py ship --model lru  # only the LRU (its longest T is final)
 """
 
 from __future__ import annotations
@@ -452,18 +453,21 @@ def shipped_lengths(model: str, recipe: dict) -> list[int]:
     return [SELECT_T] + ([longest] if longest > SELECT_T else [])
 
 
-def ship() -> None:
+def ship(only: list[str] | None = None) -> None:
     """Issue 36 §5: each model's round-4 seed 0 at T = 200, and at the longest T it learned, as
     pretrained:palindrome-<model>-T<T> (safetensors): its best epoch on its held-out split, as every shipped
     palindrome model (the round scores the last epoch; they differ only for a run that never solved T, as the
     RNN's), with its description in pretrained.json and its score on 2,000 fresh palindromes in metrics.json and
-    in the file. A model already shipped is left alone."""
+    in the file. A model already shipped is left alone. `only`: these models (one whose longest T is final, while
+    another's runs go on)."""
     from lstmgan.loading import export_weights
     from lstmgan.recurrent.evaluate import evaluate_checkpoint
 
     index_path, metrics_path = SHIP_DIR / "pretrained.json", SHIP_DIR / "metrics.json"
     index, metrics = json.loads(index_path.read_text()), json.loads(metrics_path.read_text())
     for model, recipe in chosen_recipes().items():
+        if only and model not in only:
+            continue
         for T in shipped_lengths(model, recipe):
             name, checkpoint = f"palindrome-{model}-T{T}", round_checkpoint(recipe, T, 0, "best.pt")
             kept = seed0_runs(model, recipe).get(T)
@@ -514,12 +518,13 @@ if __name__ == "__main__":
     parser.add_argument("stage", choices=["select", "round", "generalise", "ship"])
     parser.add_argument("--table", action="store_true", help="only rewrite the stage's table")
     parser.add_argument("--plan", action="store_true", help="round: print its cells and their cost, run nothing")
+    parser.add_argument("--model", action="append", choices=sorted(SIZES), help="ship: only this model (repeatable)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.stage == "generalise":
         generalise()
     elif args.stage == "ship":
-        ship()
+        ship(args.model)
     elif args.stage == "select":
         write_table("select") if args.table else select()
     elif args.plan:
