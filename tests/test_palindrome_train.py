@@ -253,7 +253,7 @@ def test_round_4s_contestants_are_shipped_and_score_what_their_metrics_say():
         loaded = load_checkpoint(f"pretrained:{name}")
         model = name.split("-")[1]
         assert loaded.config["model"] == model in REGISTRY and loaded.config["data"] == "fresh"
-        assert loaded.config["batch_size"] == 100 and loaded.config["max_epoch"] == 20     # round 4's budget
+        assert loaded.config["batch_size"] == 100 and loaded.config["max_epoch"] <= 20   # round 4: 20 epochs, or a cap
         recorded = loaded.data["metrics"]
         scores = evaluate_checkpoint(f"pretrained:{name}", n=recorded["n"], seed=recorded["seed"], device="cpu")
         assert scores["accuracy"] == recorded["accuracy"]                # reproduced exactly, from the file
