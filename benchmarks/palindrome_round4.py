@@ -58,6 +58,7 @@ SETTINGS = {
 }
 BUDGET = {"input_dim": 10, "batch_size": 100, "data": "fresh", "data_size": 20000, "max_epoch": 20, "patience": 1,
           "target_accuracy": 0.999, "max_norm": 10.0, "device": "cpu"}
+STEPS_PER_EPOCH = math.ceil(BUDGET["data_size"] * 0.8 / BUDGET["batch_size"])   # 160: the training part, batch 100
 
 
 def run_cell(stage: str, model: str, setting: str, rate: float, lengths=(SELECT_T,), seeds=(0,),
@@ -207,7 +208,7 @@ def hours_per_seed(recipe: dict, T: int) -> float:
     """The full budget's CPU hours at T, from the selection run's seconds per step at T = 200: linear in T for a
     recurrence, quadratic for attention (an upper bound: the fused attention's cost grows more slowly at small T)."""
     power = 2 if recipe["model"] == "transformer" else 1
-    steps = BUDGET["max_epoch"] * math.ceil(BUDGET["data_size"] * 0.8 / BUDGET["batch_size"])
+    steps = BUDGET["max_epoch"] * STEPS_PER_EPOCH
     return steps * recipe["seconds_per_step"] * (T / SELECT_T) ** power / 3600
 
 
@@ -272,8 +273,7 @@ def capped_epochs(rows: list[dict], model: str, T: int) -> int | None:
     power = math.log(last / median(times[lengths[-2]])) / math.log(lengths[-1] / lengths[-2]) \
         if len(lengths) > 1 else 2.0
     per_step = last * (T / lengths[-1]) ** max(1.0, power)
-    steps_per_epoch = math.ceil(BUDGET["data_size"] * 0.8 / BUDGET["batch_size"])
-    return min(BUDGET["max_epoch"], int(MAX_CPU_HOURS * 3600 / per_step) // steps_per_epoch) or None
+    return min(BUDGET["max_epoch"], int(MAX_CPU_HOURS * 3600 / per_step) // STEPS_PER_EPOCH) or None
 
 
 def failed_shorter(rows: list[dict], model: str, T: int) -> bool:
@@ -468,13 +468,13 @@ def ship(only: list[str] | None = None) -> None:
     for model, recipe in chosen_recipes().items():
         if only and model not in only:
             continue
+        runs = seed0_runs(model, recipe)
         for T in shipped_lengths(model, recipe):
             name, checkpoint = f"palindrome-{model}-T{T}", round_checkpoint(recipe, T, 0, "best.pt")
-            kept = seed0_runs(model, recipe).get(T)
+            kept = runs.get(T)
             if name in index or checkpoint is None or kept is None:   # shipped, or unfinished
                 continue
-            steps = json.loads((kept / "config.json").read_text())["max_epoch"] * math.ceil(
-                BUDGET["data_size"] * 0.8 / BUDGET["batch_size"])
+            steps = json.loads((kept / "config.json").read_text())["max_epoch"] * STEPS_PER_EPOCH
             options = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}"
                                 for k, v in SETTINGS[model][recipe["setting"]].items()) or "no memory option"
             file = f"palindrome_{model}_T{T}.safetensors"
