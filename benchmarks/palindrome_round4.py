@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import json
 import math
 import re
@@ -61,24 +62,29 @@ BUDGET = {"input_dim": 10, "batch_size": 100, "data": "fresh", "data_size": 2000
 STEPS_PER_EPOCH = math.ceil(BUDGET["data_size"] * 0.8 / BUDGET["batch_size"])   # 160: the training part, batch 100
 
 
+def cell_config(model: str, setting: str, rate: float, max_epoch: int | None = None) -> tuple[str, dict]:
+    """A cell's sweep name and its settings fixed for every run (the budget, the model's setting and rate)."""
+    name = f"{model}-{setting}-lr{rate:g}" + (f"-cap{max_epoch}" if max_epoch else "")
+    fixed = BUDGET | SETTINGS[model][setting] | {"num_hidden": SIZES[model], "learning_rate": rate}
+    return name, fixed | ({"max_epoch": max_epoch} if max_epoch else {})
+
+
 def run_cell(stage: str, model: str, setting: str, rate: float, lengths=(SELECT_T,), seeds=(0,),
              max_epoch: int | None = None) -> None:
     """A model at one setting and rate, at the given lengths and seeds: only the runs not yet logged in
-    docs/log/round4/ train (run folders do not survive between sessions; the log does), each length as one
-    sweep resumed if it was started. A finished run is logged with its fresh-palindrome accuracy. `max_epoch`:
-    a cell over the CPU budget, capped (its runs are named `...-capN-...`)."""
-    name = f"{model}-{setting}-lr{rate:g}" + (f"-cap{max_epoch}" if max_epoch else "")
-    fixed = BUDGET | SETTINGS[model][setting] | {"num_hidden": SIZES[model], "learning_rate": rate}
-    fixed |= {"max_epoch": max_epoch} if max_epoch else {}
+    docs/log/round4/ train (run folders do not survive between sessions; the log does), each run as its own
+    sweep, resumed if it was started and logged (with its fresh-palindrome accuracy) as soon as it finishes.
+    `max_epoch`: a cell over the CPU budget, capped (its runs are named `...-capN-...`)."""
+    name, fixed = cell_config(model, setting, rate, max_epoch)
     for T in lengths:
-        todo = [s for s in seeds if not (LOG / stage / f"{name}-{model}-T{T}-s{s}" / "fresh.json").is_file()]
-        if not todo:
-            continue
-        out = RUNS / stage / f"{name}-T{T}-seeds{'_'.join(map(str, todo))}"
-        grid = {"model": [model], "input_length": [T], "seed": todo}
-        sweep(grid, fixed, out, resume=(out / "sweep.json").is_file(), threads=1, progress=False)
-        for run in sorted((out / "runs").iterdir()):
-            log_run(run, LOG / stage / f"{name}-{run.name}")
+        for seed in seeds:
+            kept = LOG / stage / f"{name}-{model}-T{T}-s{seed}"
+            if (kept / "fresh.json").is_file():
+                continue
+            out = RUNS / stage / f"{name}-T{T}-s{seed}"
+            sweep({"model": [model], "input_length": [T], "seed": [seed]}, fixed, out,
+                  resume=(out / "sweep.json").is_file(), threads=1, progress=False)
+            log_run(out / "runs" / f"{model}-T{T}-s{seed}", kept)
 
 
 def log_run(run: Path, kept: Path) -> None:
@@ -141,10 +147,17 @@ def finished(stage: str) -> list[dict]:
 
 
 def flops_per_step(config: dict) -> float:
+    """flops_per_step_of, counted once per distinct config (finished() is called many times by one round)."""
+    values = {k: v for k, v in config.items() if k in PalindromeConfig.defaults() and k != "seed"}
+    return flops_per_step_of(json.dumps(values, sort_keys=True))
+
+
+@functools.cache
+def flops_per_step_of(config_json: str) -> float:
     """Matmul FLOPs of one training step (forward and backward, batch and T of the run), counted by torch's
     FlopCounterMode on the autograd implementation (per-gate where a model has one: the hand-written backward
     of the fused path is not seen by the counter); elementwise work is not counted."""
-    values = {k: v for k, v in config.items() if k in PalindromeConfig.defaults()}
+    values = json.loads(config_json)
     spec = REGISTRY[values["model"]]
     values["backend"] = "per-gate" if "per-gate" in spec.backends else "auto"
     model = build_model(PalindromeConfig(**values))
@@ -212,16 +225,17 @@ def hours_per_seed(recipe: dict, T: int) -> float:
     return steps * recipe["seconds_per_step"] * (T / SELECT_T) ** power / 3600
 
 
-def plan() -> list[tuple[dict, int, bool]]:
-    """(recipe, T, affordable) for every cell of the round."""
+def plan(only: list[str] | None = None) -> list[tuple[dict, int, bool]]:
+    """(recipe, T, affordable) for every cell of the round (of the models in `only`, if given)."""
     return [(recipe, T, hours_per_seed(recipe, T) <= MAX_CPU_HOURS)
-            for recipe in chosen_recipes().values() for T in ROUND_T]
+            for model, recipe in chosen_recipes().items() if not only or model in only for T in ROUND_T]
 
 
-def run_round() -> None:
+def run_round(only: list[str] | None = None) -> None:
     """Three seeds per affordable cell, shortest T first; then two more at each model's boundary lengths; then the
-    cells over budget, capped; last, the cells of models that failed at every seed of a shorter T (§5.8)."""
-    cells, rows = [(recipe, T) for recipe, T, affordable in plan() if affordable], finished("round")
+    cells over budget, capped; last, the cells of models that failed at every seed of a shorter T (§5.8).
+    `only`: these models' cells alone, in the same order (to run one model's next cells first)."""
+    cells, rows = [(recipe, T) for recipe, T, affordable in plan(only) if affordable], finished("round")
     hopeless = [(recipe, T) for recipe, T in cells if failed_shorter(rows, recipe["model"], T)
                 and not any(r["model"] == recipe["model"] and r["T"] == T for r in rows)]
     for recipe, T in sorted([cell for cell in cells if cell not in hopeless],
@@ -229,11 +243,12 @@ def run_round() -> None:
         run_cell("round", recipe["model"], recipe["setting"], recipe["rate"], (T,), ROUND_SEEDS)
     for recipe, T in boundaries(cells):
         run_cell("round", recipe["model"], recipe["setting"], recipe["rate"], (T,), ROUND_SEEDS + BOUNDARY_SEEDS)
-    for recipe, T, affordable in plan():       # the cells over budget, capped at MAX_CPU_HOURS (§5.8)
+    for recipe, T, affordable in plan(only):   # the cells over budget, capped at MAX_CPU_HOURS (§5.8)
         cap = None if affordable else capped_epochs(finished("round"), recipe["model"], T)
         if cap:
             run_cell("round", recipe["model"], recipe["setting"], recipe["rate"], (T,), ROUND_SEEDS, max_epoch=cap)
-    for recipe in chosen_recipes().values():  # further, doubling T while every seed learns (§5.8, amendment 3)
+    # further, doubling T while every seed learns (§5.8, amendment 3)
+    for recipe in {recipe["model"]: recipe for recipe, _, _ in plan(only)}.values():
         T = ROUND_T[-1]
         while all_learned(finished("round"), recipe["model"], T):
             T *= 2
@@ -375,9 +390,10 @@ def round_table() -> None:
 
 def round_checkpoint(recipe: dict, T: int, seed: int, which: str = "last.pt") -> Path | None:
     """A checkpoint of a round run (the last, as the round scores it, or the best on its held-out split), where
-    this machine still has its folder; a capped cell's (`...-capN-T...`) counts too."""
+    this machine still has its folder (a cell's sweep `...-seedsA_B_C` or one seed's `...-sN`, as run_cell now
+    runs them, or a reproduction by `ship`); a capped cell's (`...-capN-T...`) counts too."""
     name = f"{recipe['model']}-{recipe['setting']}-lr{recipe['rate']:g}"
-    found = sorted(path for pattern in (f"{name}-T{T}-seeds*", f"{name}-cap*-T{T}-seeds*")
+    found = sorted(path for pattern in (f"{name}-T{T}-s*", f"{name}-cap*-T{T}-s*")
                    for path in RUNS.glob(f"round/{pattern}/runs/{recipe['model']}-T{T}-s{seed}/checkpoints/{which}"))
     return found[0] if found else None
 
@@ -446,11 +462,30 @@ def seed0_runs(model: str, recipe: dict) -> dict[int, Path]:
 
 
 def shipped_lengths(model: str, recipe: dict) -> list[int]:
-    """T = 200, and the longest round length at which the model's seed 0 holds 99% on fresh palindromes."""
-    learned = [T for T, kept in seed0_runs(model, recipe).items()
-               if json.loads((kept / "fresh.json").read_text())["accuracy"] >= TARGET]
-    longest = max(learned, default=0)
+    """T = 200, and the longest round length at which every seed of the model's cell holds 99% on fresh
+    palindromes (the cell learned it, as amendment 3 reads "keeps going"), where seed 0's run is logged."""
+    rows = [r for r in finished("round") if r["setting"] == recipe["setting"] and r["rate"] == recipe["rate"]]
+    runs = seed0_runs(model, recipe)
+    longest = max((T for T in runs if all_learned(rows, model, T)), default=0)
     return [SELECT_T] + ([longest] if longest > SELECT_T else [])
+
+
+def reproduce(recipe: dict, T: int, kept: Path) -> Path | None:
+    """Seed 0's run at T trained again (its folder went with an earlier session's machine), as run_cell ran it:
+    the new run's best checkpoint if its curve (metrics.csv) is the logged one to the last digit, else None with
+    the reason printed: a model is shipped only from the run the round logged."""
+    config = json.loads((kept / "config.json").read_text())
+    cap = config["max_epoch"] if config["max_epoch"] < BUDGET["max_epoch"] else None
+    name, fixed = cell_config(recipe["model"], recipe["setting"], recipe["rate"], cap)
+    out = RUNS / "round" / f"{name}-T{T}-s0"
+    print(f"reproducing {kept.name} (its checkpoint is not on this machine)", flush=True)
+    sweep({"model": [recipe["model"]], "input_length": [T], "seed": [0]}, fixed, out,
+          resume=(out / "sweep.json").is_file(), threads=1, progress=False)
+    run = out / "runs" / f"{recipe['model']}-T{T}-s0"
+    if (run / "metrics.csv").read_text() != (kept / "metrics.csv").read_text():
+        print(f"not shipped: {run} does not repeat the logged curve {kept / 'metrics.csv'}", flush=True)
+        return None
+    return run / "checkpoints" / "best.pt"
 
 
 def ship(only: list[str] | None = None) -> None:
@@ -458,8 +493,9 @@ def ship(only: list[str] | None = None) -> None:
     pretrained:palindrome-<model>-T<T> (safetensors): its best epoch on its held-out split, as every shipped
     palindrome model (the round scores the last epoch; they differ only for a run that never solved T, as the
     RNN's), with its description in pretrained.json and its score on 2,000 fresh palindromes in metrics.json and
-    in the file. A model already shipped is left alone. `only`: these models (one whose longest T is final, while
-    another's runs go on)."""
+    in the file. A model already shipped is left alone. Seed 0's run is trained again where its folder is gone
+    (reproduce), and shipped only if it repeats the logged curve. `only`: these models (one whose longest T is
+    final, while another's runs go on)."""
     from lstmgan.loading import export_weights
     from lstmgan.recurrent.evaluate import evaluate_checkpoint
 
@@ -470,9 +506,11 @@ def ship(only: list[str] | None = None) -> None:
             continue
         runs = seed0_runs(model, recipe)
         for T in shipped_lengths(model, recipe):
-            name, checkpoint = f"palindrome-{model}-T{T}", round_checkpoint(recipe, T, 0, "best.pt")
-            kept = runs.get(T)
-            if name in index or checkpoint is None or kept is None:   # shipped, or unfinished
+            name, checkpoint, kept = f"palindrome-{model}-T{T}", round_checkpoint(recipe, T, 0, "best.pt"), runs[T]
+            if name in index:
+                continue
+            checkpoint = checkpoint or reproduce(recipe, T, kept)
+            if checkpoint is None:
                 continue
             steps = json.loads((kept / "config.json").read_text())["max_epoch"] * STEPS_PER_EPOCH
             options = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}"
@@ -518,7 +556,8 @@ if __name__ == "__main__":
     parser.add_argument("stage", choices=["select", "round", "generalise", "ship"])
     parser.add_argument("--table", action="store_true", help="only rewrite the stage's table")
     parser.add_argument("--plan", action="store_true", help="round: print its cells and their cost, run nothing")
-    parser.add_argument("--model", action="append", choices=sorted(SIZES), help="ship: only this model (repeatable)")
+    parser.add_argument("--model", action="append", choices=sorted(SIZES),
+                        help="round, ship: only this model (repeatable)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.stage == "generalise":
@@ -532,4 +571,4 @@ if __name__ == "__main__":
             print(f"{recipe['model']:12s} {recipe['setting']:14s} lr {recipe['rate']:<7g} T = {T:5d}: "
                   f"{hours_per_seed(recipe, T):6.2f} CPU h per seed{'' if affordable else '  (over budget: skipped)'}")
     else:
-        round_table() if args.table else run_round()
+        round_table() if args.table else run_round(args.model)
