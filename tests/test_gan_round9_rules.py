@@ -1,0 +1,45 @@
+"""Round 9's rule (docs/log/gan-screens.md §9), as benchmarks/gan_round9.py reads it from the logged screens:
+the verdicts it gives must be the ones the docs wrote by hand, and a bad screen name is refused."""
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "gan_round9.py"
+
+
+@pytest.fixture(scope="module")
+def round9():
+    spec = importlib.util.spec_from_file_location("gan_round9", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_recipe_a_verdicts_are_the_documented_ones(round9):
+    verdicts = {o: round9.judged(f"a-{o}", "a-base") for o in ("sn-hinge", "r1-0.1", "r1-1", "r1-0.01", "diffaug")}
+    assert verdicts == {"sn-hinge": "passes", "r1-0.1": "passes", "r1-1": "passes", "r1-0.01": "tie",
+                        "diffaug": "fails"}                                   # §9.2-9.6
+    assert round9.band("a-sn-hinge", "a-base") == pytest.approx(0.27, abs=0.005)
+    assert round9.combination("a") == ["sn-hinge", "r1-0.1"]                 # R1 at its best passing γ only
+    assert round9.judged("a-sn-hinge-r1", "a-sn-hinge") == "tie"              # §9.7: the simpler recipe stands
+
+
+def test_recipe_b_verdicts_are_the_documented_ones(round9):
+    assert round9.judged("b-sn-hinge", "b-base") == "passes"                  # §9.10
+    assert round9.judged("b-r1-0.1", "b-base") == "passes"                    # §9.11
+    assert round9.judged("b-r1-1", "b-base") == "tie"                         # §9.12
+    assert round9.judged("b-r1-0.01", "b-base") == "tie"                      # §9.13
+    assert round9.band("b-r1-0.01", "b-base") == pytest.approx(1.25, abs=0.005)   # its own seed spread
+    chosen = round9.combination("b")                                          # DiffAugment may join, once screened
+    assert {"sn-hinge", "r1-0.1"} <= set(chosen) and not {"r1-1", "r1-0.01"} & set(chosen)
+    assert round9.flags("b-combo")[:2] == ["--clusters", "50"]
+
+
+@pytest.mark.parametrize("argv", [["run", "c-base"], ["run", "b-nothing"], ["verdict", "z"]])
+def test_an_unknown_screen_is_refused_with_one_line_and_exit_2(argv):
+    result = subprocess.run([sys.executable, str(SCRIPT), *argv], capture_output=True, text=True)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and result.stderr.startswith("error:")
