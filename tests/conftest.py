@@ -81,6 +81,17 @@ def cli(*args, env=None, timeout=600, **kwargs) -> subprocess.CompletedProcess:
                           env=full_env, timeout=timeout, **kwargs)
 
 
+def benchmark_script(name: str):
+    """A script of benchmarks/ (not a package) loaded as a module, to test the rules it carries out."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def snapshot_tree(root: Path) -> dict:
     """{relative path: bytes} of every file under root, to show a command changed nothing."""
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(Path(root).rglob("*")) if p.is_file()}

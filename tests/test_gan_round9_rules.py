@@ -1,22 +1,20 @@
 """Round 9's rule (docs/log/gan-screens.md §9), as benchmarks/gan_round9.py reads it from the logged screens:
 the verdicts it gives must be the ones the docs wrote by hand, and a bad screen name is refused."""
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from conftest import benchmark_script
+
 SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "gan_round9.py"
 
 
 @pytest.fixture(scope="module")
 def round9():
-    spec = importlib.util.spec_from_file_location("gan_round9", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_script("gan_round9")
 
 
 def test_recipe_a_verdicts_are_the_documented_ones(round9):

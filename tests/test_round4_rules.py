@@ -1,20 +1,15 @@
 """Round 4's decision rules (docs/palindrome.md §5.8), as benchmarks/palindrome_round4.py carries them out:
 which lengths are a model's boundaries, which cells are capped and how far, which go on past T = 1000."""
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "palindrome_round4.py"
-
+from conftest import benchmark_script
 
 @pytest.fixture(scope="module")
 def round4():
-    spec = importlib.util.spec_from_file_location("palindrome_round4", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_script("palindrome_round4")
 
 
 def row(T, best, fresh=None, seconds_per_step=1.0, model="lstm", capped=False):
