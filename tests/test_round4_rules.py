@@ -7,6 +7,7 @@ import pytest
 
 from conftest import benchmark_script
 
+
 @pytest.fixture(scope="module")
 def round4():
     return benchmark_script("palindrome_round4")
