@@ -129,8 +129,15 @@ def test_nothing_shipped_is_a_pickle():
     files = sorted(weights_dir().iterdir())
     assert {p.suffix for p in files} == {".safetensors", ".json"}
     for path in files:
-        head = path.read_bytes()[:8]
-        assert not head.startswith(b"PK") and head[:1] != b"\x80", path.name     # zip (torch.save) or pickle
+        data = path.read_bytes()
+        if path.suffix == ".json":
+            json.loads(data)
+            continue
+        # safetensors: an 8-byte little-endian header size, then that many bytes of JSON. (A first byte of 0x80,
+        # pickle's opcode, is a header of 128 + 256k bytes, and was once mistaken for a pickle here.)
+        size = int.from_bytes(data[:8], "little")
+        assert not data.startswith(b"PK") and data[8:9] == b"{" and 8 + size <= len(data), path.name
+        assert "__metadata__" in json.loads(data[8:8 + size]), path.name
     for name, entry in pretrained_index().items():
         assert (weights_dir() / entry["file"]).suffix == ".safetensors", name
 
