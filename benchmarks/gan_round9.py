@@ -4,7 +4,8 @@ is started again by one command, and a verdict is read from the logged files, no
 
     python benchmarks/gan_round9.py run b-diffaug       # train (resuming a started run), score, log
     python benchmarks/gan_round9.py verdict b           # every logged screen of recipe B against its baseline
-    python benchmarks/gan_round9.py run b-combo         # the options that pass, together (§9: once per recipe)
+    python benchmarks/gan_round9.py run b-combo         # the passing options together (§9: once per recipe)
+    python benchmarks/gan_round9.py ship b --threads 2   # the decided recipe, 40 epochs, against today's generator
 
 A run trains in runs/<name>/ with the recipe's command (§9) and the option's flags, one thread unless
 --threads says otherwise. Its best.pt is scored on the validation split at sampling seeds 0 and 1
@@ -20,6 +21,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,6 +35,8 @@ OPTIONS = {"base": [], "sn-hinge": ["--spectral-norm", "--loss", "hinge", "--b1"
            "r1-1": ["--r1-gamma", "1", "--r1-every", "16"], "diffaug": ["--diff-augment"],
            "ttur": ["--lr-d", "0.0004"]}
 COMBINATION = {"a": "sn-hinge-r1", "b": "combo"}    # recipe A's combination ran under its own name (§9.7)
+SHIP = ["--n-epochs", "40", "--lr-decay-from", "20"]             # §9, shipping: 40 epochs, decay from the halfway
+INCUMBENT = {"a": ("pretrained:mnist-conv-cgan", "shipped_conv_cgan"), "b": ("pretrained:mnist", "shipped_mnist")}
 SEEDS = (0, 1)
 
 
@@ -108,8 +112,23 @@ def refuse(message: str) -> None:
     sys.exit(2)
 
 
+def decided(recipe: str) -> list[str]:
+    """The recipe's options as §9 decides them: the combination if it beat its best single option by the band,
+    else the passing single option of lowest mean FID (no option if none passed)."""
+    passing = [o for o in single_options(recipe) if judged(f"{recipe}-{o}", f"{recipe}-base") == "passes"]
+    best = min(passing, key=lambda o: mean_fid(f"{recipe}-{o}"), default=None)
+    chosen, combined = combination(recipe), f"{recipe}-{COMBINATION[recipe]}"
+    if chosen and not (LOG / combined / "best_val_seed1.json").is_file():
+        refuse(f"recipe {recipe.upper()}'s combination ({' + '.join(chosen)}) has not been screened yet")
+    if chosen and judged(combined, f"{recipe}-{best}") == "passes":
+        return chosen
+    return [best] if best else []
+
+
 def flags(name: str) -> list[str]:
     recipe, option = name.split("-", 1)
+    if option == "ship":
+        return RECIPES[recipe] + [flag for o in decided(recipe) for flag in OPTIONS[o]] + SHIP
     if option == COMBINATION[recipe]:
         chosen = combination(recipe)
         if not chosen:
@@ -123,8 +142,11 @@ def run(name: str, data_dir: str, threads: int) -> None:
     lstmgan = [sys.executable, "-m", "lstmgan", "gan"]
     if not (out / "summary.json").is_file():
         resume = ["--resume"] if (out / "checkpoints" / "last.pt").is_file() else []
+        started = time.time()
         subprocess.run(lstmgan + ["train"] + SCREEN + flags(name) + ["--data-dir", data_dir, "--threads", str(threads),
-                       "--out", str(out)] + resume, check=True)
+                       "--out", str(out)] + resume, check=True)   # later flags win: a ship run's 40 epochs
+        print(f"{name}: trained in {time.time() - started:.0f} s (wall clock{', resumed' if resume else ''})",
+              flush=True)
     kept = LOG / name
     kept.mkdir(parents=True, exist_ok=True)
     for seed in SEEDS:
@@ -141,14 +163,43 @@ def run(name: str, data_dir: str, threads: int) -> None:
     print(f"{name}: validation FID " + " / ".join(f"{s['fid']:.2f}" for s in scores(name)), flush=True)
 
 
+def ship(recipe: str, data_dir: str, threads: int) -> None:
+    """§9, shipping: the decided recipe over 40 epochs, then today's generator scored on the new run's split at the
+    same sampling seeds (`--split-of`). Prints the rule's verdict; the wall time decides too (2 hours at most)."""
+    name, (incumbent, label) = f"{recipe}-ship", INCUMBENT[recipe]
+    run(name, data_dir, threads)
+    best = RUNS / name / "checkpoints" / "best.pt"
+    cluster_check = ["--cluster-check"] if recipe == "b" else []
+    for seed in SEEDS:
+        kept = LOG / name / f"{label}_val_seed{seed}.json"
+        if not kept.is_file():
+            result = subprocess.run([sys.executable, "-m", "lstmgan", "gan", "evaluate", "--checkpoint", incumbent,
+                                     "--against", "val", "--split-of", str(best), "--seed", str(seed), "--data-dir",
+                                     data_dir] + cluster_check, check=True, capture_output=True, text=True)
+            kept.write_text(result.stdout)
+    theirs = [json.loads((LOG / name / f"{label}_val_seed{seed}.json").read_text())["fid"] for seed in SEEDS]
+    ours = [s["fid"] for s in scores(name)]
+    width = max(3 * json.loads((LOG / name / "val_reference.json").read_text())["fid_floor_sd"],
+                max(ours) - min(ours), max(theirs) - min(theirs))
+    gap = sum(theirs) / len(SEEDS) - sum(ours) / len(SEEDS)
+    print(f"{name}: mean validation FID {sum(ours) / len(SEEDS):.2f} against {incumbent}'s "
+          f"{sum(theirs) / len(SEEDS):.2f} on the same split, band {width:.2f}: "
+          + ("ships (if trained within 2 hours)" if gap > width else f"{incumbent} stays"), flush=True)
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("stage", choices=["run", "verdict"])
-    parser.add_argument("name", help="run: <recipe>-<option> (a-base, b-r1-0.1, b-combo, ...); verdict: a or b")
+    parser.add_argument("stage", choices=["run", "verdict", "ship"])
+    parser.add_argument("name", help="run: <recipe>-<option> (a-base, b-r1-0.1, b-combo, ...); verdict, ship: a or b")
     parser.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data" / "mnist"))
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     recipe, _, option = args.name.partition("-")
     if recipe not in RECIPES or (args.stage == "run" and option not in [*OPTIONS, COMBINATION[recipe]]):
         refuse(f"unknown {'screen' if args.stage == 'run' else 'recipe'} {args.name!r}")
-    verdict(recipe) if args.stage == "verdict" else run(args.name, args.data_dir, args.threads)
+    if args.stage == "verdict":
+        verdict(recipe)
+    elif args.stage == "ship":
+        ship(recipe, args.data_dir, args.threads)
+    else:
+        run(args.name, args.data_dir, args.threads)

@@ -41,3 +41,21 @@ def test_recipe_b_verdicts_are_the_documented_ones(round9):
 def test_an_unknown_screen_is_refused_with_one_line_and_exit_2(argv):
     result = subprocess.run([sys.executable, str(SCRIPT), *argv], capture_output=True, text=True)
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and result.stderr.startswith("error:")
+
+
+def test_the_shipped_recipe_is_the_decided_one_over_40_epochs(round9):
+    assert round9.decided("a") == ["sn-hinge"]                 # §9.7: the combination tied, so the simpler stands
+    flags = round9.flags("a-ship")
+    assert flags[:1] == ["--conditional"] and "--spectral-norm" in flags and "--r1-gamma" not in flags
+    assert flags[-4:] == ["--n-epochs", "40", "--lr-decay-from", "20"]    # after the screen's 20: the later flag wins
+
+
+def test_no_recipe_ships_before_its_combination_is_screened(round9, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(round9, "LOG", tmp_path)
+    for name in ("b-base", "b-sn-hinge", "b-r1-0.1"):           # two passing options, no b-combo logged
+        (tmp_path / name).mkdir()
+        for file in ("best_val_seed0.json", "best_val_seed1.json", "val_reference.json"):
+            (tmp_path / name / file).write_bytes((round9.ROOT / "docs/log/gan-round9" / name / file).read_bytes())
+    with pytest.raises(SystemExit) as stopped:
+        round9.decided("b")
+    assert stopped.value.code == 2 and "has not been screened yet" in capsys.readouterr().err
