@@ -49,17 +49,18 @@ def mean_fid(name: str) -> float:
     return sum(s["fid"] for s in scores(name)) / len(SEEDS)
 
 
-def spread(name: str) -> float:
-    fids = [s["fid"] for s in scores(name)]
-    return max(fids) - min(fids)
+def noise_band(floor_sd: float, *fids: list[float]) -> float:
+    """§9's noise band: the larger of 3 x the floor's sd over real draws and the sampling-seed spread of any of the
+    generators compared (each given by its FIDs at the sampling seeds)."""
+    return max(3 * floor_sd, *(max(seeds) - min(seeds) for seeds in fids))
 
 
 def band(name: str, against: str) -> float:
-    """§9's noise band: the larger of 3 x the floor's sd over real draws and the sampling-seed spread of either run
-    or of the recipe's baseline (a combination is judged against its best single option by "the same band")."""
+    """The band between two logged screens: the recipe's baseline's spread counts too (a combination is judged
+    against its best single option by "the same band")."""
     base = f"{name.split('-')[0]}-base"
     floor_sd = json.loads((LOG / base / "val_reference.json").read_text())["fid_floor_sd"]
-    return max(3 * floor_sd, spread(name), spread(against), spread(base))
+    return noise_band(floor_sd, *([s["fid"] for s in scores(run)] for run in (name, against, base)))
 
 
 def judged(name: str, against: str) -> str:
@@ -138,16 +139,18 @@ def flags(name: str) -> list[str]:
 
 
 def run(name: str, data_dir: str, threads: int) -> None:
-    out = RUNS / name
+    out, kept = RUNS / name, LOG / name
     lstmgan = [sys.executable, "-m", "lstmgan", "gan"]
     if not (out / "summary.json").is_file():
         resume = ["--resume"] if (out / "checkpoints" / "last.pt").is_file() else []
         started = time.time()
         subprocess.run(lstmgan + ["train"] + SCREEN + flags(name) + ["--data-dir", data_dir, "--threads", str(threads),
                        "--out", str(out)] + resume, check=True)   # later flags win: a ship run's 40 epochs
-        print(f"{name}: trained in {time.time() - started:.0f} s (wall clock{', resumed' if resume else ''})",
-              flush=True)
-    kept = LOG / name
+        wall = time.time() - started
+        print(f"{name}: trained in {wall:.0f} s (wall clock{', resumed' if resume else ''})", flush=True)
+        kept.mkdir(parents=True, exist_ok=True)    # the time the shipping rule reads (2 hours at most)
+        (kept / "trained.json").write_text(json.dumps({"wall_s": round(wall, 1), "threads": threads,
+                                                       "resumed": bool(resume)}) + "\n")
     kept.mkdir(parents=True, exist_ok=True)
     for seed in SEEDS:
         scored = RUNS / f"{name}_val_seed{seed}.json"
@@ -179,8 +182,7 @@ def ship(recipe: str, data_dir: str, threads: int) -> None:
             kept.write_text(result.stdout)
     theirs = [json.loads((LOG / name / f"{label}_val_seed{seed}.json").read_text())["fid"] for seed in SEEDS]
     ours = [s["fid"] for s in scores(name)]
-    width = max(3 * json.loads((LOG / name / "val_reference.json").read_text())["fid_floor_sd"],
-                max(ours) - min(ours), max(theirs) - min(theirs))
+    width = noise_band(json.loads((LOG / name / "val_reference.json").read_text())["fid_floor_sd"], ours, theirs)
     gap = sum(theirs) / len(SEEDS) - sum(ours) / len(SEEDS)
     print(f"{name}: mean validation FID {sum(ours) / len(SEEDS):.2f} against {incumbent}'s "
           f"{sum(theirs) / len(SEEDS):.2f} on the same split, band {width:.2f}: "

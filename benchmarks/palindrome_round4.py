@@ -81,10 +81,16 @@ def run_cell(stage: str, model: str, setting: str, rate: float, lengths=(SELECT_
             kept = LOG / stage / f"{name}-{model}-T{T}-s{seed}"
             if (kept / "fresh.json").is_file():
                 continue
-            out = RUNS / stage / f"{name}-T{T}-s{seed}"
-            sweep({"model": [model], "input_length": [T], "seed": [seed]}, fixed, out,
-                  resume=(out / "sweep.json").is_file(), threads=1, progress=False)
-            log_run(out / "runs" / f"{model}-T{T}-s{seed}", kept)
+            log_run(train_seed(stage, name, fixed, model, T, seed), kept)
+
+
+def train_seed(stage: str, name: str, fixed: dict, model: str, T: int, seed: int) -> Path:
+    """One seed of a cell as its own sweep, runs/round4/<stage>/<name>-T<T>-s<seed> (resumed if it was started);
+    returns the run's folder inside it."""
+    out = RUNS / stage / f"{name}-T{T}-s{seed}"
+    sweep({"model": [model], "input_length": [T], "seed": [seed]}, fixed, out,
+          resume=(out / "sweep.json").is_file(), threads=1, progress=False)
+    return out / "runs" / f"{model}-T{T}-s{seed}"
 
 
 def log_run(run: Path, kept: Path) -> None:
@@ -477,11 +483,8 @@ def reproduce(recipe: dict, T: int, kept: Path) -> Path | None:
     config = json.loads((kept / "config.json").read_text())
     cap = config["max_epoch"] if config["max_epoch"] < BUDGET["max_epoch"] else None
     name, fixed = cell_config(recipe["model"], recipe["setting"], recipe["rate"], cap)
-    out = RUNS / "round" / f"{name}-T{T}-s0"
     print(f"reproducing {kept.name} (its checkpoint is not on this machine)", flush=True)
-    sweep({"model": [recipe["model"]], "input_length": [T], "seed": [0]}, fixed, out,
-          resume=(out / "sweep.json").is_file(), threads=1, progress=False)
-    run = out / "runs" / f"{recipe['model']}-T{T}-s0"
+    run = train_seed("round", name, fixed, recipe["model"], T, 0)
     if (run / "metrics.csv").read_text() != (kept / "metrics.csv").read_text():
         print(f"not shipped: {run} does not repeat the logged curve {kept / 'metrics.csv'}", flush=True)
         return None
