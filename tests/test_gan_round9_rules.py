@@ -32,9 +32,10 @@ def test_recipe_b_verdicts_are_the_documented_ones(round9):
     assert round9.judged("b-r1-1", "b-base") == "tie"                         # §9.12
     assert round9.judged("b-r1-0.01", "b-base") == "tie"                      # §9.13
     assert round9.band("b-r1-0.01", "b-base") == pytest.approx(1.25, abs=0.005)   # its own seed spread
-    chosen = round9.combination("b")                                          # DiffAugment may join, once screened
-    assert {"sn-hinge", "r1-0.1"} <= set(chosen) and not {"r1-1", "r1-0.01"} & set(chosen)
+    assert round9.judged("b-diffaug", "b-base") == "fails"                    # §9.14
+    assert round9.combination("b") == ["sn-hinge", "r1-0.1"]                 # R1 at its best passing γ only
     assert round9.flags("b-combo")[:2] == ["--clusters", "50"]
+    assert round9.judged("b-combo", "b-sn-hinge") == "tie"                    # §9.15: the simpler recipe stands
 
 
 @pytest.mark.parametrize("argv", [["run", "c-base"], ["run", "b-nothing"], ["verdict", "z"]])
@@ -48,6 +49,9 @@ def test_the_shipped_recipe_is_the_decided_one_over_40_epochs(round9):
     flags = round9.flags("a-ship")
     assert flags[:1] == ["--conditional"] and "--spectral-norm" in flags and "--r1-gamma" not in flags
     assert flags[-4:] == ["--n-epochs", "40", "--lr-decay-from", "20"]    # after the screen's 20: the later flag wins
+    assert round9.decided("b") == ["sn-hinge"]                 # §9.15: the same for recipe B
+    flags = round9.flags("b-ship")
+    assert flags[:2] == ["--clusters", "50"] and "--spectral-norm" in flags and "--r1-gamma" not in flags
 
 
 def test_no_recipe_ships_before_its_combination_is_screened(round9, tmp_path, monkeypatch, capsys):
