@@ -6,6 +6,7 @@ is started again by one command, and a verdict is read from the logged files, no
     python benchmarks/gan_round9.py verdict b           # every logged screen of recipe B against its baseline
     python benchmarks/gan_round9.py run b-combo         # the passing options together (§9: once per recipe)
     python benchmarks/gan_round9.py ship b --threads 2   # the decided recipe, 40 epochs, against today's generator
+    python benchmarks/gan_round9.py publish b           # if it ships: export, pretrained.json, the test set once
 
 A run trains in runs/<name>/ with the recipe's command (§9) and the option's flags, one thread unless
 --threads says otherwise. Its best.pt is scored on the validation split at sampling seeds 0 and 1
@@ -37,6 +38,8 @@ OPTIONS = {"base": [], "sn-hinge": ["--spectral-norm", "--loss", "hinge", "--b1"
 COMBINATION = {"a": "sn-hinge-r1", "b": "combo"}    # recipe A's combination ran under its own name (§9.7)
 SHIP = ["--n-epochs", "40", "--lr-decay-from", "20"]             # §9, shipping: 40 epochs, decay from the halfway
 INCUMBENT = {"a": ("pretrained:mnist-conv-cgan", "shipped_conv_cgan"), "b": ("pretrained:mnist", "shipped_mnist")}
+SHIPPED = {"a": ("mnist-conv-cgan", "mnist_conv_cgan.safetensors"), "b": ("mnist-conv", "mnist_conv.safetensors")}
+MAX_WALL_S = 2 * 3600                                             # issue 35 §3: 2 hours on 2 cores, or no CPU ship
 SEEDS = (0, 1)
 
 
@@ -184,15 +187,75 @@ def ship(recipe: str, data_dir: str, threads: int) -> None:
     ours = [s["fid"] for s in scores(name)]
     width = noise_band(json.loads((LOG / name / "val_reference.json").read_text())["fid_floor_sd"], ours, theirs)
     gap = sum(theirs) / len(SEEDS) - sum(ours) / len(SEEDS)
+    trained = LOG / name / "trained.json"
+    timing = json.loads(trained.read_text()) if trained.is_file() else {"wall_s": None, "resumed": True}
+    wall = None if timing["resumed"] else timing["wall_s"]       # a resumed run's whole time is not known
+    ships = gap > width and wall is not None and wall <= MAX_WALL_S
+    (LOG / name / "verdict.json").write_text(json.dumps({
+        "fid_mean": sum(ours) / len(SEEDS), "incumbent": incumbent, "incumbent_fid_mean": sum(theirs) / len(SEEDS),
+        "band": width, "wall_s": wall, "ships": ships}, indent=2) + "\n")
     print(f"{name}: mean validation FID {sum(ours) / len(SEEDS):.2f} against {incumbent}'s "
-          f"{sum(theirs) / len(SEEDS):.2f} on the same split, band {width:.2f}: "
-          + ("ships (if trained within 2 hours)" if gap > width else f"{incumbent} stays"), flush=True)
+          f"{sum(theirs) / len(SEEDS):.2f} on the same split, band {width:.2f}; trained in "
+          + (f"{wall:.0f} s" if wall is not None else "an unknown time (resumed, or no trained.json)") + ": "
+          + (f"ships as pretrained:{SHIPPED[recipe][0]} (publish {recipe})" if ships else f"{incumbent} stays"),
+          flush=True)
+
+
+def publish(recipe: str, data_dir: str) -> None:
+    """The last step of §9.16, once `ship` has said the run ships: its best.pt exported as pretrained:<name> (fp16
+    safetensors, its validation scores inside), its entry in pretrained.json, and the test set scored once, at
+    sampling seed 0, after the choice (metrics.json). Refused (exit 2) before a shipping verdict that says so."""
+    name, (shipped, file) = f"{recipe}-ship", SHIPPED[recipe]
+    verdict = LOG / name / "verdict.json"
+    if not verdict.is_file() or not json.loads(verdict.read_text())["ships"]:
+        refuse(f"recipe {recipe.upper()} has no shipping verdict that ships (run `ship {recipe}` first)")
+    weights = ROOT / "src" / "lstmgan" / "weights"
+    index = json.loads((weights / "pretrained.json").read_text())
+    if shipped in index:
+        refuse(f"pretrained:{shipped} is already shipped; remove its entry and file to publish it again")
+    config = json.loads((RUNS / name / "config.json").read_text())
+    validation = scores(name)
+    lstmgan = [sys.executable, "-m", "lstmgan", "gan"]
+    kept = LOG / name / "validation_scores.json"
+    kept.write_text(json.dumps({"validation_fid": [s["fid"] for s in validation], "seeds": list(SEEDS)}) + "\n")
+    subprocess.run(lstmgan + ["export", "--checkpoint", str(RUNS / name / "checkpoints" / "best.pt"),
+                              "--out", str(weights / file), "--metrics", str(kept)], check=True)
+    index[shipped] = {"file": file, "kind": "gan", "description": describe(recipe, config, validation[0])}
+    lines = [f"  {json.dumps(k)}: {json.dumps(v, ensure_ascii=False)}" for k, v in index.items()]
+    (weights / "pretrained.json").write_text("{\n" + ",\n".join(lines) + "\n}\n")    # one model per line, as kept
+    command = ["evaluate", "--checkpoint", f"pretrained:{shipped}", "--n", "10000", "--seed", "0"] + \
+        (["--cluster-check"] if recipe == "b" else [])
+    result = subprocess.run(lstmgan + command + ["--data-dir", data_dir], check=True, capture_output=True, text=True)
+    tested = json.loads(result.stdout)
+    (LOG / name / "test_seed0.json").write_text(result.stdout)
+    metrics = json.loads((weights / "metrics.json").read_text())
+    metrics[f"pretrained:{shipped}"] = tested | {
+        "validation": {k: validation[0][k] for k in ("fid", "fid_floor", "fid_floor_sd", "fid_ratio")},
+        "validation_fid_seed_1": validation[1]["fid"], "command": "lstmgan gan " + " ".join(command)}
+    (weights / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n")
+    print(f"pretrained:{shipped}: test FID {tested['fid']:.2f} (floor {tested['fid_floor']:.2f}, ratio "
+          f"{tested['fid_ratio']:.2f}), recall {tested['recall']:.3f}, copy rate {100 * tested['copy_rate']:.2f}% "
+          f"(the test set's own {100 * tested['copy_rate_test']:.2f}%)", flush=True)
+
+
+def describe(recipe: str, config: dict, validation: dict) -> str:
+    """pretrained.json's description of a shipped round-9 generator, from its run's config."""
+    conditions = "50 k-means clusters of the training pixels, no digit labels read" if config["clusters"] \
+        else "digit labels"
+    return (f"convolutional GAN conditioned on {conditions} (--arch conv --g-width {config['g_width']} --g-maps-28 "
+            f"{config['g_maps_28']}; spectral norm on every D layer with the hinge loss, Adam betas "
+            f"({config['b1']:g}, {config['b2']:g}); projection D, conditional batch norm in G, EMA "
+            f"{config['ema_decay']:g}, {config['n_epochs']} epochs, lr decay from {config['lr_decay_from']}), trained "
+            f"on a stratified random {config['train_size']:,} of the training images (validation split seed "
+            f"{config['val_seed']}); the epoch ({validation['epochs_completed']}) with the lowest FID on its "
+            f"{config['val_size']:,} held-out training images, never a test-set score; see docs/gan.md")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("stage", choices=["run", "verdict", "ship"])
-    parser.add_argument("name", help="run: <recipe>-<option> (a-base, b-r1-0.1, b-combo, ...); verdict, ship: a or b")
+    parser.add_argument("stage", choices=["run", "verdict", "ship", "publish"])
+    parser.add_argument("name", help="run: <recipe>-<option> (a-base, b-r1-0.1, b-combo, ...); verdict, ship, "
+                                     "publish: a or b")
     parser.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data" / "mnist"))
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
@@ -203,5 +266,7 @@ if __name__ == "__main__":
         verdict(recipe)
     elif args.stage == "ship":
         ship(recipe, args.data_dir, args.threads)
+    elif args.stage == "publish":
+        publish(recipe, args.data_dir)
     else:
         run(args.name, args.data_dir, args.threads)

@@ -1,6 +1,7 @@
 """Round 9's rule (docs/log/gan-screens.md §9), as benchmarks/gan_round9.py reads it from the logged screens:
 the verdicts it gives must be the ones the docs wrote by hand, and a bad screen name is refused."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -63,3 +64,23 @@ def test_no_recipe_ships_before_its_combination_is_screened(round9, tmp_path, mo
     with pytest.raises(SystemExit) as stopped:
         round9.decided("b")
     assert stopped.value.code == 2 and "has not been screened yet" in capsys.readouterr().err
+
+
+def test_publish_is_refused_until_the_shipping_verdict_says_ships(round9, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(round9, "LOG", tmp_path)
+    with pytest.raises(SystemExit) as stopped:                   # no shipping run at all
+        round9.publish("b", "unused")
+    assert stopped.value.code == 2 and "no shipping verdict that ships" in capsys.readouterr().err
+    (tmp_path / "b-ship").mkdir()
+    (tmp_path / "b-ship" / "verdict.json").write_text('{"ships": false}')
+    with pytest.raises(SystemExit) as stopped:                   # a verdict that keeps today's generator
+        round9.publish("b", "unused")
+    assert stopped.value.code == 2
+
+
+def test_a_shipped_generator_is_described_from_its_own_run(round9):
+    logged = round9.ROOT / "docs" / "log" / "gan-round9" / "b-combo"
+    config = json.loads((logged / "config.json").read_text())
+    text = round9.describe("b", config, json.loads((logged / "best_val_seed0.json").read_text()))
+    assert "50 k-means clusters" in text and "no digit labels read" in text
+    assert "20 epochs, lr decay from 10" in text and "the epoch (20)" in text and "stratified random 50,000" in text
