@@ -25,6 +25,8 @@ import sys
 import time
 from pathlib import Path
 
+from lstmgan.shipped import record_shipped
+
 ROOT = Path(__file__).resolve().parent.parent
 LOG, RUNS = ROOT / "docs" / "log" / "gan-round9", Path("runs")
 SCREEN = ["--arch", "conv", "--g-width", "128", "--g-maps-28", "64", "--d-projection", "--g-conditional-bn",
@@ -39,6 +41,8 @@ COMBINATION = {"a": "sn-hinge-r1", "b": "combo"}    # recipe A's combination ran
 SHIP = ["--n-epochs", "40", "--lr-decay-from", "20"]             # §9, shipping: 40 epochs, decay from the halfway
 INCUMBENT = {"a": ("pretrained:mnist-conv-cgan", "shipped_conv_cgan"), "b": ("pretrained:mnist", "shipped_mnist")}
 SHIPPED = {"a": ("mnist-conv-cgan", "mnist_conv_cgan.safetensors"), "b": ("mnist-conv", "mnist_conv.safetensors")}
+WEIGHTS = ROOT / "src" / "lstmgan" / "weights"                   # where shipped generators are added
+LSTMGAN = [sys.executable, "-m", "lstmgan", "gan"]
 MAX_WALL_S = 2 * 3600                                             # issue 35 §3: 2 hours on 2 cores, or no CPU ship
 SEEDS = (0, 1)
 
@@ -77,12 +81,16 @@ def single_options(recipe: str) -> list[str]:
     return [option for option in OPTIONS if option != "base" and (LOG / f"{recipe}-{option}").is_dir()]
 
 
+def passing(recipe: str) -> list[str]:
+    """The recipe's single options that pass against its baseline."""
+    return [o for o in single_options(recipe) if judged(f"{recipe}-{o}", f"{recipe}-base") == "passes"]
+
+
 def combination(recipe: str) -> list[str]:
     """The options that pass against the baseline, R1 at its best passing γ only: run together once if more than
     one passes (§9), else nothing."""
-    passing = [o for o in single_options(recipe) if judged(f"{recipe}-{o}", f"{recipe}-base") == "passes"]
-    r1 = sorted((o for o in passing if o.startswith("r1-")), key=lambda o: mean_fid(f"{recipe}-{o}"))[:1]
-    chosen = [o for o in passing if not o.startswith("r1-")] + r1
+    r1 = sorted((o for o in passing(recipe) if o.startswith("r1-")), key=lambda o: mean_fid(f"{recipe}-{o}"))[:1]
+    chosen = [o for o in passing(recipe) if not o.startswith("r1-")] + r1
     return chosen if len(chosen) > 1 else []
 
 
@@ -119,8 +127,7 @@ def refuse(message: str) -> None:
 def decided(recipe: str) -> list[str]:
     """The recipe's options as §9 decides them: the combination if it beat its best single option by the band,
     else the passing single option of lowest mean FID (no option if none passed)."""
-    passing = [o for o in single_options(recipe) if judged(f"{recipe}-{o}", f"{recipe}-base") == "passes"]
-    best = min(passing, key=lambda o: mean_fid(f"{recipe}-{o}"), default=None)
+    best = min(passing(recipe), key=lambda o: mean_fid(f"{recipe}-{o}"), default=None)
     chosen, combined = combination(recipe), f"{recipe}-{COMBINATION[recipe]}"
     if chosen and not (LOG / combined / "best_val_seed1.json").is_file():
         refuse(f"recipe {recipe.upper()}'s combination ({' + '.join(chosen)}) has not been screened yet")
@@ -141,13 +148,19 @@ def flags(name: str) -> list[str]:
     return RECIPES[recipe] + OPTIONS[option]
 
 
+def evaluate(checkpoint: str, recipe: str, data_dir: str, *args: str) -> str:
+    """`lstmgan gan evaluate` of a checkpoint (with the cluster check for recipe B): its JSON output."""
+    cluster_check = ["--cluster-check"] if recipe == "b" else []
+    return subprocess.run(LSTMGAN + ["evaluate", "--checkpoint", checkpoint, *args, "--data-dir", data_dir]
+                          + cluster_check, check=True, capture_output=True, text=True).stdout
+
+
 def run(name: str, data_dir: str, threads: int) -> None:
     out, kept = RUNS / name, LOG / name
-    lstmgan = [sys.executable, "-m", "lstmgan", "gan"]
     if not (out / "summary.json").is_file():
         resume = ["--resume"] if (out / "checkpoints" / "last.pt").is_file() else []
         started = time.time()
-        subprocess.run(lstmgan + ["train"] + SCREEN + flags(name) + ["--data-dir", data_dir, "--threads", str(threads),
+        subprocess.run(LSTMGAN + ["train"] + SCREEN + flags(name) + ["--data-dir", data_dir, "--threads", str(threads),
                        "--out", str(out)] + resume, check=True)   # later flags win: a ship run's 40 epochs
         wall = time.time() - started
         print(f"{name}: trained in {wall:.0f} s (wall clock{', resumed' if resume else ''})", flush=True)
@@ -158,11 +171,8 @@ def run(name: str, data_dir: str, threads: int) -> None:
     for seed in SEEDS:
         scored = RUNS / f"{name}_val_seed{seed}.json"
         if not scored.is_file() or not scored.stat().st_size:
-            cluster_check = ["--cluster-check"] if name.startswith("b-") else []
-            result = subprocess.run(lstmgan + ["evaluate", "--checkpoint", str(out / "checkpoints" / "best.pt"),
-                                               "--against", "val", "--seed", str(seed), "--data-dir", data_dir]
-                                    + cluster_check, check=True, capture_output=True, text=True)
-            scored.write_text(result.stdout)
+            scored.write_text(evaluate(str(out / "checkpoints" / "best.pt"), name.split("-")[0], data_dir,
+                                       "--against", "val", "--seed", str(seed)))
         shutil.copy2(scored, kept / f"best_val_seed{seed}.json")
     for file in ("config.json", "summary.json", "metrics.csv", "val_reference.json"):
         shutil.copy2(out / file, kept / file)
@@ -175,27 +185,24 @@ def ship(recipe: str, data_dir: str, threads: int) -> None:
     name, (incumbent, label) = f"{recipe}-ship", INCUMBENT[recipe]
     run(name, data_dir, threads)
     best = RUNS / name / "checkpoints" / "best.pt"
-    cluster_check = ["--cluster-check"] if recipe == "b" else []
     for seed in SEEDS:
         kept = LOG / name / f"{label}_val_seed{seed}.json"
         if not kept.is_file():
-            result = subprocess.run([sys.executable, "-m", "lstmgan", "gan", "evaluate", "--checkpoint", incumbent,
-                                     "--against", "val", "--split-of", str(best), "--seed", str(seed), "--data-dir",
-                                     data_dir] + cluster_check, check=True, capture_output=True, text=True)
-            kept.write_text(result.stdout)
+            kept.write_text(evaluate(incumbent, recipe, data_dir, "--against", "val", "--split-of", str(best),
+                                     "--seed", str(seed)))
     theirs = [json.loads((LOG / name / f"{label}_val_seed{seed}.json").read_text())["fid"] for seed in SEEDS]
     ours = [s["fid"] for s in scores(name)]
     width = noise_band(json.loads((LOG / name / "val_reference.json").read_text())["fid_floor_sd"], ours, theirs)
-    gap = sum(theirs) / len(SEEDS) - sum(ours) / len(SEEDS)
+    ours_mean, theirs_mean = sum(ours) / len(SEEDS), sum(theirs) / len(SEEDS)
     trained = LOG / name / "trained.json"
     timing = json.loads(trained.read_text()) if trained.is_file() else {"wall_s": None, "resumed": True}
     wall = None if timing["resumed"] else timing["wall_s"]       # a resumed run's whole time is not known
-    ships = gap > width and wall is not None and wall <= MAX_WALL_S
+    ships = theirs_mean - ours_mean > width and wall is not None and wall <= MAX_WALL_S
     (LOG / name / "verdict.json").write_text(json.dumps({
-        "fid_mean": sum(ours) / len(SEEDS), "incumbent": incumbent, "incumbent_fid_mean": sum(theirs) / len(SEEDS),
+        "fid_mean": ours_mean, "incumbent": incumbent, "incumbent_fid_mean": theirs_mean,
         "band": width, "wall_s": wall, "ships": ships}, indent=2) + "\n")
-    print(f"{name}: mean validation FID {sum(ours) / len(SEEDS):.2f} against {incumbent}'s "
-          f"{sum(theirs) / len(SEEDS):.2f} on the same split, band {width:.2f}; trained in "
+    print(f"{name}: mean validation FID {ours_mean:.2f} against {incumbent}'s {theirs_mean:.2f} on the same split, "
+          f"band {width:.2f}; trained in "
           + (f"{wall:.0f} s" if wall is not None else "an unknown time (resumed, or no trained.json)") + ": "
           + (f"ships as pretrained:{SHIPPED[recipe][0]} (publish {recipe})" if ships else f"{incumbent} stays"),
           flush=True)
@@ -209,42 +216,39 @@ def publish(recipe: str, data_dir: str) -> None:
     verdict = LOG / name / "verdict.json"
     if not verdict.is_file() or not json.loads(verdict.read_text())["ships"]:
         refuse(f"recipe {recipe.upper()} has no shipping verdict that ships (run `ship {recipe}` first)")
-    weights = ROOT / "src" / "lstmgan" / "weights"
-    index = json.loads((weights / "pretrained.json").read_text())
-    if shipped in index:
+    if shipped in json.loads((WEIGHTS / "pretrained.json").read_text()):
         refuse(f"pretrained:{shipped} is already shipped; remove its entry and file to publish it again")
     config = json.loads((RUNS / name / "config.json").read_text())
     validation = scores(name)
-    lstmgan = [sys.executable, "-m", "lstmgan", "gan"]
     kept = LOG / name / "validation_scores.json"
     kept.write_text(json.dumps({"validation_fid": [s["fid"] for s in validation], "seeds": list(SEEDS)}) + "\n")
-    subprocess.run(lstmgan + ["export", "--checkpoint", str(RUNS / name / "checkpoints" / "best.pt"),
-                              "--out", str(weights / file), "--metrics", str(kept)], check=True)
-    index[shipped] = {"file": file, "kind": "gan", "description": describe(recipe, config, validation[0])}
-    lines = [f"  {json.dumps(k)}: {json.dumps(v, ensure_ascii=False)}" for k, v in index.items()]
-    (weights / "pretrained.json").write_text("{\n" + ",\n".join(lines) + "\n}\n")    # one model per line, as kept
-    command = ["evaluate", "--checkpoint", f"pretrained:{shipped}", "--n", "10000", "--seed", "0"] + \
-        (["--cluster-check"] if recipe == "b" else [])
-    result = subprocess.run(lstmgan + command + ["--data-dir", data_dir], check=True, capture_output=True, text=True)
-    tested = json.loads(result.stdout)
-    (LOG / name / "test_seed0.json").write_text(result.stdout)
-    metrics = json.loads((weights / "metrics.json").read_text())
-    metrics[f"pretrained:{shipped}"] = tested | {
+    subprocess.run(LSTMGAN + ["export", "--checkpoint", str(RUNS / name / "checkpoints" / "best.pt"),
+                              "--out", str(WEIGHTS / file), "--metrics", str(kept)], check=True)
+    record_shipped(shipped, {"file": file, "kind": "gan", "description": describe(config, validation[0])},
+                   folder=WEIGHTS)
+    once = ["--n", "10000", "--seed", "0"]                      # the test set, once, after the choice
+    output = evaluate(f"pretrained:{shipped}", recipe, data_dir, *once)
+    (LOG / name / "test_seed0.json").write_text(output)
+    tested = json.loads(output)
+    record_shipped(shipped, metrics=tested | {
         "validation": {k: validation[0][k] for k in ("fid", "fid_floor", "fid_floor_sd", "fid_ratio")},
-        "validation_fid_seed_1": validation[1]["fid"], "command": "lstmgan gan " + " ".join(command)}
-    (weights / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n")
+        "validation_fid_seed_1": validation[1]["fid"], "command": " ".join(
+            ["lstmgan gan evaluate --checkpoint", f"pretrained:{shipped}", *once]
+            + (["--cluster-check"] if recipe == "b" else []))}, folder=WEIGHTS)
     print(f"pretrained:{shipped}: test FID {tested['fid']:.2f} (floor {tested['fid_floor']:.2f}, ratio "
           f"{tested['fid_ratio']:.2f}), recall {tested['recall']:.3f}, copy rate {100 * tested['copy_rate']:.2f}% "
           f"(the test set's own {100 * tested['copy_rate_test']:.2f}%)", flush=True)
 
 
-def describe(recipe: str, config: dict, validation: dict) -> str:
+def describe(config: dict, validation: dict) -> str:
     """pretrained.json's description of a shipped round-9 generator, from its run's config."""
-    conditions = "50 k-means clusters of the training pixels, no digit labels read" if config["clusters"] \
-        else "digit labels"
+    conditions = f"{config['clusters']} k-means clusters of the training pixels, no digit labels read" \
+        if config["clusters"] else "digit labels"
+    d_options = ("spectral norm on every D layer, " if config["spectral_norm"] else "") + f"the {config['loss']} loss" \
+        + (f", R1 γ = {config['r1_gamma']:g} every {config['r1_every']} D steps" if config["r1_gamma"] else "")
     return (f"convolutional GAN conditioned on {conditions} (--arch conv --g-width {config['g_width']} --g-maps-28 "
-            f"{config['g_maps_28']}; spectral norm on every D layer with the hinge loss, Adam betas "
-            f"({config['b1']:g}, {config['b2']:g}); projection D, conditional batch norm in G, EMA "
+            f"{config['g_maps_28']}; {d_options}, Adam betas ({config['b1']:g}, {config['b2']:g}); projection D, "
+            f"conditional batch norm in G, EMA "
             f"{config['ema_decay']:g}, {config['n_epochs']} epochs, lr decay from {config['lr_decay_from']}), trained "
             f"on a stratified random {config['train_size']:,} of the training images (validation split seed "
             f"{config['val_seed']}); the epoch ({validation['epochs_completed']}) with the lowest FID on its "

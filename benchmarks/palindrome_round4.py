@@ -501,9 +501,9 @@ def ship(only: list[str] | None = None) -> None:
     final, while another's runs go on)."""
     from lstmgan.loading import export_weights
     from lstmgan.recurrent.evaluate import evaluate_checkpoint
+    from lstmgan.shipped import record_shipped
 
-    index_path, metrics_path = SHIP_DIR / "pretrained.json", SHIP_DIR / "metrics.json"
-    index, metrics = json.loads(index_path.read_text()), json.loads(metrics_path.read_text())
+    index = json.loads((SHIP_DIR / "pretrained.json").read_text())
     for model, recipe in chosen_recipes().items():
         if only and model not in only:
             continue
@@ -530,15 +530,8 @@ def ship(only: list[str] | None = None) -> None:
                            f"(batch 100, at most {steps:,} steps), its best epoch on its held-out split "
                            f"({100 * result['accuracy']:.1f}% on 2,000 fresh palindromes); see docs/palindrome.md "
                            "section 5.8"}
-            metrics[f"pretrained:{name}"] = scores
-            index_path.write_text(json_lines(index))
-            metrics_path.write_text(json.dumps(metrics, indent=2) + "\n")
+            record_shipped(name, index[name], scores, SHIP_DIR)
             print(f"shipped pretrained:{name}: {100 * result['accuracy']:.2f}% on 2,000 fresh palindromes", flush=True)
-
-
-def json_lines(index: dict) -> str:
-    """pretrained.json's layout: one entry per line."""
-    return "{\n" + ",\n".join(f"  {json.dumps(k)}: {json.dumps(v)}" for k, v in index.items()) + "\n}\n"
 
 
 def select() -> None:

@@ -81,6 +81,7 @@ def test_publish_is_refused_until_the_shipping_verdict_says_ships(round9, tmp_pa
 def test_a_shipped_generator_is_described_from_its_own_run(round9):
     logged = round9.ROOT / "docs" / "log" / "gan-round9" / "b-combo"
     config = json.loads((logged / "config.json").read_text())
-    text = round9.describe("b", config, json.loads((logged / "best_val_seed0.json").read_text()))
+    text = round9.describe(config, json.loads((logged / "best_val_seed0.json").read_text()))
     assert "50 k-means clusters" in text and "no digit labels read" in text
+    assert "spectral norm on every D layer, the hinge loss, R1 γ = 0.1 every 16 D steps" in text
     assert "20 epochs, lr decay from 10" in text and "the epoch (20)" in text and "stratified random 50,000" in text

@@ -21,7 +21,7 @@ from lstmgan.errors import UsageError
 from lstmgan.gan import Generator
 from lstmgan.loading import export_weights
 from lstmgan.recurrent import LSTM
-from lstmgan.shipped import pretrained_index, weights_dir
+from lstmgan.shipped import pretrained_index, record_shipped, weights_dir
 
 from conftest import ROOT, snapshot_tree
 
@@ -241,3 +241,18 @@ def test_the_wheel_installs_and_samples_from_a_fresh_environment(tmp_path):
     where = subprocess.run([str(python), "-c", "import lstmgan; print(lstmgan.__file__)"], capture_output=True,
                            text=True, cwd=tmp_path).stdout
     assert str(env_dir) in where and out.stat().st_size > 1000
+
+
+def test_record_shipped_keeps_the_index_layout_and_adds_metrics(tmp_path):
+    for name in ("pretrained.json", "metrics.json"):
+        shutil.copy2(weights_dir() / name, tmp_path / name)
+    before = (tmp_path / "pretrained.json").read_text()
+    record_shipped("mnist-new", {"file": "new.safetensors", "kind": "gan", "description": "a test — entry"},
+                   {"fid": 1.5}, folder=tmp_path)
+    after = (tmp_path / "pretrained.json").read_text()
+    assert after.startswith(before[:-3]) and after.count("\n") == before.count("\n") + 1   # one line more
+    assert json.loads(after)["mnist-new"]["description"] == "a test — entry" and "—" in after
+    assert json.loads((tmp_path / "metrics.json").read_text())["pretrained:mnist-new"] == {"fid": 1.5}
+    record_shipped("mnist-new", metrics={"fid": 1.4}, folder=tmp_path)            # metrics alone: the index stays
+    assert (tmp_path / "pretrained.json").read_text() == after
+    assert json.loads((tmp_path / "metrics.json").read_text())["pretrained:mnist-new"] == {"fid": 1.4}

@@ -26,6 +26,20 @@ def pretrained_index() -> dict[str, dict]:
     return json.loads(index.read_text()) if index.is_file() else {}
 
 
+def record_shipped(name: str, entry: dict | None = None, metrics: dict | None = None,
+                   folder: Path | None = None) -> None:
+    """Add a shipped model's line to pretrained.json (one model per line, as the file is kept) and/or its
+    measured metrics to metrics.json (under `pretrained:NAME`), in `folder` (default: the package's own)."""
+    folder = folder or weights_dir()
+    if entry is not None:
+        index = json.loads((folder / "pretrained.json").read_text()) | {name: entry}
+        lines = [f"  {json.dumps(k)}: {json.dumps(v, ensure_ascii=False)}" for k, v in index.items()]
+        (folder / "pretrained.json").write_text("{\n" + ",\n".join(lines) + "\n}\n")
+    if metrics is not None:
+        measured = json.loads((folder / "metrics.json").read_text()) | {PRETRAINED_PREFIX + name: metrics}
+        (folder / "metrics.json").write_text(json.dumps(measured, indent=2, ensure_ascii=False) + "\n")
+
+
 def pretrained_names(kind: str | None = None) -> list[str]:
     return [name for name, entry in pretrained_index().items() if kind is None or entry["kind"] == kind]
 
