@@ -190,6 +190,21 @@ def ship(recipe: str, data_dir: str, threads: int) -> None:
         if not kept.is_file():
             kept.write_text(evaluate(incumbent, recipe, data_dir, "--against", "val", "--split-of", str(best),
                                      "--seed", str(seed)))
+    verdict = shipping_verdict(recipe)
+    (LOG / name / "verdict.json").write_text(json.dumps(verdict, indent=2) + "\n")
+    wall = verdict["wall_s"]
+    print(f"{name}: mean validation FID {verdict['fid_mean']:.2f} against {incumbent}'s "
+          f"{verdict['incumbent_fid_mean']:.2f} on the same split, band {verdict['band']:.2f}; trained in "
+          + (f"{wall:.0f} s" if wall is not None else "an unknown time (resumed, or no trained.json)") + ": "
+          + (f"ships as pretrained:{SHIPPED[recipe][0]} (publish {recipe})" if verdict["ships"]
+             else f"{incumbent} stays"), flush=True)
+
+
+def shipping_verdict(recipe: str) -> dict:
+    """§9.9 / §9.16's rule, from the logged shipping run: it ships only if its mean validation FID is below today's
+    generator's (scored on the same split, same sampling seeds) by more than the band, and it trained in one go
+    within MAX_WALL_S."""
+    name, (incumbent, label) = f"{recipe}-ship", INCUMBENT[recipe]
     theirs = [json.loads((LOG / name / f"{label}_val_seed{seed}.json").read_text())["fid"] for seed in SEEDS]
     ours = [s["fid"] for s in scores(name)]
     width = noise_band(json.loads((LOG / name / "val_reference.json").read_text())["fid_floor_sd"], ours, theirs)
@@ -198,14 +213,8 @@ def ship(recipe: str, data_dir: str, threads: int) -> None:
     timing = json.loads(trained.read_text()) if trained.is_file() else {"wall_s": None, "resumed": True}
     wall = None if timing["resumed"] else timing["wall_s"]       # a resumed run's whole time is not known
     ships = theirs_mean - ours_mean > width and wall is not None and wall <= MAX_WALL_S
-    (LOG / name / "verdict.json").write_text(json.dumps({
-        "fid_mean": ours_mean, "incumbent": incumbent, "incumbent_fid_mean": theirs_mean,
-        "band": width, "wall_s": wall, "ships": ships}, indent=2) + "\n")
-    print(f"{name}: mean validation FID {ours_mean:.2f} against {incumbent}'s {theirs_mean:.2f} on the same split, "
-          f"band {width:.2f}; trained in "
-          + (f"{wall:.0f} s" if wall is not None else "an unknown time (resumed, or no trained.json)") + ": "
-          + (f"ships as pretrained:{SHIPPED[recipe][0]} (publish {recipe})" if ships else f"{incumbent} stays"),
-          flush=True)
+    return {"fid_mean": ours_mean, "incumbent": incumbent, "incumbent_fid_mean": theirs_mean,
+            "band": width, "wall_s": wall, "ships": ships}
 
 
 def publish(recipe: str, data_dir: str) -> None:

@@ -85,3 +85,27 @@ def test_a_shipped_generator_is_described_from_its_own_run(round9):
     assert "50 k-means clusters" in text and "no digit labels read" in text
     assert "spectral norm on every D layer, the hinge loss, R1 γ = 0.1 every 16 D steps" in text
     assert "20 epochs, lr decay from 10" in text and "the epoch (20)" in text and "stratified random 50,000" in text
+
+
+def test_the_shipping_verdicts_are_the_documented_ones(round9, tmp_path, monkeypatch):
+    """§9.9 and §9.16: today's generators stay (each lower by more than the band); the rule, re-read from the
+    logged files, gives the verdict the script wrote; and it ships a run that wins by the band within 2 hours."""
+    b = round9.shipping_verdict("b")
+    assert json.loads((round9.LOG / "b-ship" / "verdict.json").read_text()) == b
+    assert not b["ships"] and b["wall_s"] <= round9.MAX_WALL_S                # it lost on FID, not on time
+    assert (b["fid_mean"], b["incumbent_fid_mean"], b["band"]) == pytest.approx((5.24, 4.35, 0.55), abs=0.005)
+    a = round9.shipping_verdict("a")
+    assert a["incumbent_fid_mean"] < a["fid_mean"] - a["band"] and not a["ships"]
+    logged = tmp_path / "b-ship"                                               # the same run, had it won
+    logged.mkdir()
+    for file in (round9.LOG / "b-ship").glob("*.json"):
+        logged.joinpath(file.name).write_text(file.read_text())
+    for seed in round9.SEEDS:
+        kept = logged / f"shipped_mnist_val_seed{seed}.json"
+        kept.write_text(json.dumps(json.loads(kept.read_text()) | {"fid": 5.24 + b["band"] + 0.01}))
+    monkeypatch.setattr(round9, "LOG", tmp_path)
+    assert round9.shipping_verdict("b")["ships"]
+    (logged / "trained.json").write_text(json.dumps({"wall_s": round9.MAX_WALL_S + 1, "threads": 2, "resumed": False}))
+    assert not round9.shipping_verdict("b")["ships"]                          # over 2 hours: not from a CPU run
+    (logged / "trained.json").write_text(json.dumps({"wall_s": 5748.5, "threads": 2, "resumed": True}))
+    assert not round9.shipping_verdict("b")["ships"]                          # resumed: its whole time is unknown
