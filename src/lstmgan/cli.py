@@ -209,10 +209,12 @@ def cmd_explore(args):
 
 
 def cmd_build_kernels(args):
-    from .recurrent.backends import build_kernel
+    from .recurrent.backends import kernel
 
-    library = build_kernel(verbose=args.verbose)
-    print(f"compiled LSTM/RNN kernel ready: {library} (operators torch.ops.lstmgan.*)")
+    found = kernel(verbose=args.verbose)
+    how = "built now" if found.built_now else "reused, built earlier"
+    print(f"compiled LSTM/RNN kernel ready: {found.library} ({how}; the build took {found.build_seconds:.1f} s; "
+          "operators torch.ops.lstmgan.*)")
 
 
 # ------------------------------------------------------------------ gan

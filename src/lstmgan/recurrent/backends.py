@@ -1,20 +1,21 @@
 """Which implementation runs a recurrence, over the same parameters.
 
-* "compiled": the C++ kernel in `kernels/recurrences.cpp`, built once with
-  `torch.utils.cpp_extension` and cached in torch's extensions folder (CPU, float32/float64);
+* "compiled": the C++ kernel in `kernels/recurrences.cpp`, built once per binary with
+  `torch.utils.cpp_extension` and cached in torch's extensions folder (CPU, float32/float64;
+  how the cache stays safe under kills and concurrent builds: `kernel_cache.py`);
 * "eager": the fused gates with a hand-written backward through time in Python (`fused.py`);
 * "per-gate": the model's equations one gate at a time, differentiated by autograd;
 * "auto": compiled where it applies and builds, eager otherwise (with one warning naming why).
 
 Environment: `LSTMGAN_NO_KERNEL=1` acts as if the build failed (machines without a compiler,
-tests of the fallback); `LSTMGAN_REQUIRE_KERNEL=1` makes a failed build an error even under
+tests of the fallback); `LSTMGAN_KERNEL_WAIT=S` bounds the wait for another process's build
+(default 300 s, then the eager backend); `LSTMGAN_REQUIRE_KERNEL=1` makes a failed build an error even under
 "auto" (CI, so the compiled kernel is always what the tests exercise).
 """
 
 from __future__ import annotations
 
 import os
-import sys
 import warnings
 from importlib import resources
 from pathlib import Path
@@ -22,14 +23,14 @@ from pathlib import Path
 import torch
 
 from ..errors import UsageError
-from . import kernel_ops
+from . import kernel_cache, kernel_ops
 
 IMPLEMENTATIONS = ("compiled", "eager", "per-gate")   # fastest first
 BACKENDS = ("auto",) + IMPLEMENTATIONS
 KERNEL_NAME = "lstmgan_recurrences"
 COMPILED_DTYPES = (torch.float32, torch.float64)
 
-_kernel: dict = {}            # "library" (its path) once built and loaded, or "error": why it cannot be
+_kernel: dict = {}            # "kernel" (a kernel_cache.Kernel) once loaded, or "error": why it cannot be
 _warned = False
 
 
@@ -64,53 +65,36 @@ def compile_flags() -> list[str]:
             *CAPABILITY_FLAGS.get(capability, [])]
 
 
-def build_directory() -> Path:
-    """Where the kernel is built: under $TORCH_EXTENSIONS_DIR or torch's default root, one folder per
-    Python and torch version (a library built against another torch's headers must not be loaded)."""
-    from torch.utils import cpp_extension
-
-    root = Path(os.environ.get("TORCH_EXTENSIONS_DIR") or cpp_extension.get_default_build_root())
-    version = torch.__version__.replace("+", "_")
-    return root / f"{KERNEL_NAME}-py{sys.version_info.major}{sys.version_info.minor}-torch{version}"
+def kernel_recipe() -> kernel_cache.Recipe:
+    return kernel_cache.Recipe(KERNEL_NAME, kernel_source(), tuple(compile_flags()),
+                               ("-fopenmp",) if torch.backends.openmp.is_available() else ())
 
 
-def build_kernel(verbose: bool = False) -> Path:
-    """Build (the first time) and load the C++ kernel's operators into `torch.ops.lstmgan`.
+def kernel(verbose: bool = False) -> kernel_cache.Kernel:
+    """Build (the first time) or reuse the C++ kernel, and load its operators into `torch.ops.lstmgan`.
 
-    Returns the shared library's path; KernelUnavailable says why the kernel cannot be had here.
-    """
-    if "library" in _kernel:
-        return _kernel["library"]
+    KernelUnavailable says why the kernel cannot be had here (the caller may fall back to eager)."""
+    if "kernel" in _kernel:
+        return _kernel["kernel"]
     if "error" in _kernel:
         raise KernelUnavailable(_kernel["error"])
     try:
         if os.environ.get("LSTMGAN_NO_KERNEL"):
-            raise RuntimeError("disabled by LSTMGAN_NO_KERNEL")
-        from torch.utils import cpp_extension
-
-        folder = build_directory()
-        folder.mkdir(parents=True, exist_ok=True)
-        if not any(folder.glob(f"{KERNEL_NAME}*.so")):
-            print(f"lstmgan: building the compiled LSTM/RNN kernel (once; cached in {folder})", file=sys.stderr,
-                  flush=True)
-        # is_python_module=False: the library registers operators (TORCH_LIBRARY) and is loaded with
-        # torch.ops.load_library; it is no Python module
-        cpp_extension.load(KERNEL_NAME, [str(kernel_source())], extra_cflags=compile_flags(),
-                           extra_ldflags=["-fopenmp"] if torch.backends.openmp.is_available() else [],
-                           build_directory=str(folder), is_python_module=False, verbose=verbose)
-    except Exception as error:   # no compiler, missing headers, a compile error: all mean "not here"
-        _kernel["error"] = failure_reason(str(error))
+            raise kernel_cache.BuildFailed("disabled by LSTMGAN_NO_KERNEL")
+        found = kernel_cache.ensure(kernel_recipe(), verbose=verbose)
+        # is_python_module=False at build time: the library registers operators (TORCH_LIBRARY), no Python module
+        torch.ops.load_library(str(found.library))
+    except (kernel_cache.BuildFailed, OSError, RuntimeError) as error:   # no compiler, a failed build or load
+        _kernel["error"] = kernel_cache.failure_reason(str(error))
         raise KernelUnavailable(_kernel["error"]) from None
     kernel_ops.register()    # the operators' autograd formulas and shape functions, now that they exist
-    _kernel["library"] = max(folder.glob(f"{KERNEL_NAME}*.so"), key=lambda p: p.stat().st_mtime)
-    return _kernel["library"]
+    _kernel["kernel"] = found
+    return found
 
 
-def failure_reason(text: str) -> str:
-    """One short line from a build failure: the compiler's first error if it printed one."""
-    errors = [line.strip() for line in text.splitlines() if "error:" in line]
-    reason = " ".join((errors[0] if errors else text).split())
-    return reason[:300] + ("…" if len(reason) > 300 else "")
+def build_kernel(verbose: bool = False) -> Path:
+    """The loaded kernel's shared library (built or reused; see `kernel`)."""
+    return kernel(verbose).library
 
 
 def resolve(backend: str, x: torch.Tensor, has_kernel: bool = True) -> str:
