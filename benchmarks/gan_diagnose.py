@@ -23,8 +23,7 @@ import torch
 
 from lstmgan.gan.architectures import build_discriminator, build_generator
 from lstmgan.gan.classifier import to_unit_range
-from lstmgan.gan.evaluate import TrainingSplit, labels_at_shares
-from lstmgan.gan.metrics import QualityMeter
+from lstmgan.gan.evaluate import Scorer, TrainingSplit, labels_at_shares
 from lstmgan.gan.models import generate, saved_config
 from lstmgan.loading import load_checkpoint
 from lstmgan.seeding import Stream, random_stream
@@ -98,7 +97,7 @@ def main():
     line = discriminator_line(loaded.data, train, validation, args.n)
     if line:
         print(line)
-    meter = QualityMeter(config.get("dataset", "mnist"), args.data_dir, "cpu", reference=validation)
+    scorer = Scorer(config.get("dataset", "mnist"), validation, train, device="cpu", reference_name="val")
     H = with_recomputed_statistics(G)
     H_train = copy.deepcopy(H).train()
     with torch.no_grad():
@@ -106,7 +105,7 @@ def main():
                                 for s in range(0, args.n, 64)])
     for name, images in [("statistics as trained", samples), ("statistics recomputed", generate(H, z, labels)),
                          ("batch statistics", in_batches)]:
-        s = meter.score(images, labels)
+        s = scorer.score(images, labels, with_floor=False)
         extra = (f"  lowest digit recall {s['min_class_recall']:.3f}  requested digit {s['conditional_accuracy']:.4f}"
                  if labels is not None else "")
         print(f"validation FID, {name:22s} {s['fid']:7.2f}  precision {s['precision']:.3f}  "

@@ -195,10 +195,10 @@ def test_discriminator_dropout_is_an_option_off_by_default(tmp_path):
 
 
 def test_best_checkpoint_is_the_lowest_fid_evaluation(tmp_path, monkeypatch):
-    import lstmgan.gan.train as gan_train
+    from lstmgan.gan.evaluate import Scorer
 
     scripted = iter([50.0, 30.0, 40.0, 60.0, 60.0])            # FID per epoch (best: epoch 2), then the final
-    monkeypatch.setattr(gan_train, "evaluate_generator", lambda *a: {"fid": next(scripted)})
+    monkeypatch.setattr(Scorer, "score_generator", lambda *a: {"fid": next(scripted)})
     tiny = write_idx_set(write_idx_set(tmp_path / "tiny", 128), 64, split="test")
     run = tmp_path / "best"
     train(GANConfig(n_epochs=4, batch_size=32, save_interval=1000, eval_interval=1, eval_samples=64,

@@ -71,19 +71,19 @@ def test_training_reads_only_the_training_files_and_never_trains_on_the_validati
     data_dir = write_idx_set(tmp_path / "only-train", 128)              # no t10k files at all
     full = mnist.load("mnist", "train", data_dir)
     drawn, references = [], []
-    real_batches, real_meter = gan_train.epoch_batches, gan_train.quality_meter
+    real_batches, real_scorer = gan_train.epoch_batches, gan_train.validation_scorer
 
     def recording_batches(*args):
         batches = real_batches(*args)
         drawn.extend(torch.cat(batches).tolist())
         return batches
 
-    def recording_meter(config, validation, train_part, device):
+    def recording_scorer(config, validation, train_part, device):
         references.append(validation)
-        return real_meter(config, validation, train_part, device)
+        return real_scorer(config, validation, train_part, device)
 
     monkeypatch.setattr(gan_train, "epoch_batches", recording_batches)
-    monkeypatch.setattr(gan_train, "quality_meter", recording_meter)
+    monkeypatch.setattr(gan_train, "validation_scorer", recording_scorer)
     run = tmp_path / "run"
     gan_train.train(GANConfig(n_epochs=2, batch_size=32, val_size=32, eval_interval=1, eval_samples=40,
                               snapshot_interval=0, save_interval=1000, device="cpu", data_dir=str(data_dir)),

@@ -9,7 +9,6 @@ from torch.nn.utils import parametrize
 
 from lstmgan.gan import conv, mlp
 from lstmgan.gan.augment import cut_out, diff_augment, translate_images
-from lstmgan.gan.clusters import nearest, pixel_clusters
 from lstmgan.gan.regularize import (
     apply_spectral_norm,
     centroid_mismatch,
@@ -19,7 +18,6 @@ from lstmgan.gan.regularize import (
     largest_singular_value,
     lazy_r1_weight,
     own_layers,
-    pixel_centroids,
     r1_due,
     r1_penalty,
 )
@@ -248,13 +246,3 @@ def test_centroid_mismatch_counts_per_cluster():
     result = centroid_mismatch(images, torch.tensor([0, 1, 1, 1]), centroids)
     assert result.share == 0.25 and result.mismatched.tolist() == [0, 1] and result.requested.tolist() == [1, 3]
     assert result.confusion.tolist() == [[1, 0], [1, 2]]
-
-
-def test_pixel_centroids_number_the_clusters_as_training_does():
-    images = torch.randint(0, 256, (60, H, W), generator=seeded(4), dtype=torch.uint8)
-    images[:20, :14] = 0                                                   # three rough groups
-    images[20:40, 14:] = 255
-    centroids = pixel_centroids(images, 3, seed=2)
-    assert centroids.shape == (3, H * W) and 0 <= centroids.min() and centroids.max() <= 1
-    found = nearest(images.reshape(60, -1).double() / 255, centroids.double())[0]
-    assert torch.equal(found, pixel_clusters(images, 3, seed=2))

@@ -62,12 +62,14 @@ def one_of(*choices) -> Rule:
 
 def option(default, help: str, rule: Rule | None = None, *, parse: Callable[[str], Any] | None = None,
            changeable: bool = False, metavar: str | None = None, architecture: bool = False,
-           short: str | None = None):
+           short: str | None = None, title: str | None = None):
     """A config field. `changeable`: may differ on --resume (how long or where a run goes, not what it computes).
     `architecture`: part of the network's shape (a run started from another's weights must match it).
-    `short`: its name in a sweep's run folders (else the key itself)."""
+    `short`: its name in a sweep's run folders (else the key itself). `title`: its column's heading in a sweep's
+    table (else its flag)."""
     return field(default=default, metadata={"help": help, "rule": rule, "parse": parse, "changeable": changeable,
-                                            "metavar": metavar, "architecture": architecture, "short": short})
+                                            "metavar": metavar, "architecture": architecture, "short": short,
+                                            "title": title})
 
 
 def named_option(name: str, default, help: str, rule: Rule | None = None, **kwargs):
@@ -86,6 +88,17 @@ def relabelled(declared, **metadata):
 
 def flag_name(key: str) -> str:
     return "--" + key.replace("_", "-")
+
+
+def short_name(declared) -> str:
+    """An option's name in a sweep's run folders."""
+    short = declared.metadata.get("short")
+    return declared.name if short is None else short
+
+
+def column_title(declared) -> str:
+    """An option's heading in a sweep's table."""
+    return declared.metadata.get("title") or flag_name(declared.name)
 
 
 class Config:
@@ -144,6 +157,59 @@ class Config:
     def record(self, **derived) -> dict:
         """What config.json holds: the kind, the format version, every option, then the derived values."""
         return {"kind": self.kind, "config_version": CONFIG_VERSION, **self.to_dict(), **derived}
+
+
+class EntryConfig(Config):
+    """A config whose options include those declared by the entries of a registry (Part I's models, Part II's
+    architectures; see lstmgan.registry). Each such option joins the config's flags, validation and
+    config.json, its help names the entries that take it, and it is refused (one line) for any other entry.
+
+    Subclasses are `@dataclass(init=False, eq=False)` and set `entries` (the Registry) and `entry_key` (the option
+    that names the entry: "model", "arch").
+    """
+
+    entries: ClassVar[Any]
+    entry_key: ClassVar[str]
+
+    def __init__(self, **values):
+        """Any option by name (the entry-specific ones included); the rest take their defaults."""
+        fields_ = {f.name: f for f in self.option_fields()}
+        unknown = sorted(set(values) - set(fields_))
+        if unknown:
+            raise TypeError(f"{type(self).__name__} got unknown option{'s' if len(unknown) > 1 else ''} "
+                            f"{', '.join(unknown)}")
+        for name, f in fields_.items():
+            setattr(self, name, values.get(name, f.default))
+
+    def __eq__(self, other) -> bool:
+        return type(other) is type(self) and self.to_dict() == other.to_dict()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.to_dict().items())})"
+
+    @classmethod
+    def option_fields(cls) -> tuple:
+        """The config's own options (the entry's lists the choices), then each registered entry's own."""
+        entries = cls.entries
+        choices = ", ".join(f"{e.name} ({e.title})" for e in entries.values())
+        shared = tuple(relabelled(f, help=f"{f.metadata['help']}: {choices}", metavar="{" + ",".join(entries) + "}")
+                       if f.name == cls.entry_key else f for f in fields(cls))
+        own = tuple(relabelled(f, help=f"{', '.join(entries.taking(name))}: {f.metadata['help']}")
+                    for name, f in entries.options().items())
+        return shared + own
+
+    def check_entry(self):
+        """The named entry exists and takes the entry-specific options given (others at their default); returns it."""
+        key, entries = self.entry_key, self.entries
+        self.need(getattr(self, key) in entries, key, "one of " + ", ".join(entries))
+        entry = entries[getattr(self, key)]
+        own = [o.name for o in entry.options]
+        for name, declared in entries.options().items():
+            if name not in own and getattr(self, name) != declared.default:
+                takes = ", ".join(map(flag_name, own)) or "none"
+                raise UsageError(f"{flag_name(name)} does not apply to {flag_name(key)} {getattr(self, key)} "
+                                 f"(its own options: {takes})")
+        return entry
 
 
 def read_config_file(path, config_class: type[Config]) -> dict:

@@ -22,7 +22,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Callable
 
-from .config import Config, flag_name
+from .config import Config, flag_name, short_name
 from .errors import UsageError
 from .ray_local import connect_ray
 from .runs import atomic_write_text
@@ -32,12 +32,11 @@ ENGINES = ("local", "ray")
 
 @dataclass
 class Study:
-    """What a part brings to a sweep: its config, short names for run folders, its tables, and the function
-    that trains one run (`train(config: dict, run_dir, resume, progress) -> summary`; it must be picklable by
-    reference, a module-level function, for the local processes and Ray)."""
+    """What a part brings to a sweep: its config (whose options carry their short names for run folders), its
+    tables, and the function that trains one run (`train(config: dict, run_dir, resume, progress) -> summary`;
+    it must be picklable by reference, a module-level function, for the local processes and Ray)."""
 
     config_class: type[Config]
-    short_names: dict[str, str]
     write_results: Callable[[Path, list[dict], list[str]], None]
     train: Callable[..., dict]
 
@@ -52,8 +51,10 @@ def expand_grid(grid: dict[str, list]) -> list[dict]:
     return [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
 
 
-def run_name(point: dict, short_names: dict[str, str]) -> str:
-    return "-".join(f"{short_names.get(k, k)}{v}" for k, v in point.items()).replace("/", "_")
+def run_name(point: dict, config_class: type[Config]) -> str:
+    """A run's folder: each point's option by its short name (`option(short=)`) and value, e.g. lstm-T35-s0."""
+    short = {f.name: short_name(f) for f in config_class.option_fields()}
+    return "-".join(f"{short.get(k, k)}{v}" for k, v in point.items()).replace("/", "_")
 
 
 def run_one(train: Callable, config: dict, run_dir: str, threads: int | None) -> dict:
@@ -81,8 +82,7 @@ def sweep(study: Study, grid: dict[str, list], fixed: dict, out, resume: bool = 
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "sweep.json", json.dumps(spec, indent=2) + "\n")
 
-    short = {f.name: f.metadata["short"] for f in study.config_class.option_fields() if f.metadata.get("short")}
-    run_dirs = [out / "runs" / run_name(point, short | study.short_names) for point in points]
+    run_dirs = [out / "runs" / run_name(point, study.config_class) for point in points]
     todo = [(config.to_dict(), str(run_dir)) for config, run_dir in zip(configs, run_dirs)
             if not (run_dir / "summary.json").is_file()]
     if engine == "ray":

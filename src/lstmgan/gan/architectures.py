@@ -1,23 +1,26 @@
 """The GAN architectures of Part II, by name: the one place that knows which exist.
 
-Everything else asks the registry: the `--arch` choices and help, training (which G and D
-to build) and `load_checkpoint` (the generator a checkpoint's config names; a checkpoint
-from before `--arch` existed is an MLP's).
+Everything else asks the registry: the `--arch` choices and help, the architecture-specific options
+(declared here, in the entry of each architecture that reads them, as Part I's models do) and their
+validation, training (which G and D to build), the sweep's columns, and `load_checkpoint` (the
+generator a checkpoint's config names; a checkpoint from before `--arch` existed is an MLP's).
 
 Adding an architecture is one file (a `ConditionedGenerator` and a `ConditionedDiscriminator`
 subclass, see conditioning.py, or any modules that offer the same) plus one
-`register_architecture(...)` line at the end of this file.
+`register_architecture(...)` entry at the end of this file; one registered from anywhere else
+(a test, a notebook), with options of its own, works the same way.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import Field, dataclass
 from typing import Any, Callable, Protocol
 
 import torch
 from torch import nn
 
-from ..errors import UsageError
+from ..config import COUNT, POSITIVE_INT, named_option
+from ..registry import Registry
 from . import conv, mlp
 
 DEFAULT_ARCH = "mlp"     # the seed's networks: `--arch`'s default, and what a checkpoint from before `--arch` holds
@@ -56,34 +59,31 @@ class Architecture:
 
     `generator(config)` and `discriminator(config)` return freshly initialised networks (from
     torch's global RNG) for a GANConfig: G from latent_dim, num_classes, g_conditional_bn and
-    clusters; D from num_conditions, d_dropout and d_projection; and from `options`, the fields
-    of its own.
+    clusters; D from num_conditions, d_dropout and d_projection; and from `options`, the options
+    of its own, declared with `named_option` (every other architecture keeps their defaults).
     """
 
     name: str
     title: str
     generator: Callable[[Any], nn.Module]
     discriminator: Callable[[Any], nn.Module]
-    options: tuple[str, ...] = ()    # the GANConfig fields only this architecture reads (others keep their default)
+    options: tuple[Field, ...] = ()
 
 
-REGISTRY: dict[str, Architecture] = {}
+REGISTRY: Registry[Architecture] = Registry("--arch")
 
 
 def register_architecture(spec: Architecture) -> Architecture:
     """Add (or replace) an architecture under `spec.name`."""
-    REGISTRY[spec.name] = spec
-    return spec
+    return REGISTRY.register(spec)
 
 
 def architecture_names() -> tuple[str, ...]:
-    return tuple(REGISTRY)
+    return REGISTRY.names()
 
 
 def architecture(name: str) -> Architecture:
-    if name not in REGISTRY:
-        raise UsageError(f"--arch must be one of {', '.join(REGISTRY)} (got {name!r})")
-    return REGISTRY[name]
+    return REGISTRY.entry(name)
 
 
 def build_generator(config) -> nn.Module:
@@ -105,14 +105,15 @@ def _discriminator(module):
     return lambda c: module.Discriminator(c.num_conditions, c.d_dropout, c.d_projection)
 
 
-def architecture_options() -> set[str]:
-    """Every field some architecture reads as its own."""
-    return {name for spec in REGISTRY.values() for name in spec.options}
-
+G_WIDTH = named_option("g_width", 64, "G's feature maps at 14×14, twice as many at 7×7 (64: DCGAN's)", POSITIVE_INT,
+                       metavar="MAPS", title="G maps")
+G_MAPS_28 = named_option("g_maps_28", 0, "G's feature maps at 28×28, drawn into pixels by a 3×3 convolution (0: none, "
+                                         "a transposed convolution draws the pixels, DCGAN's)", COUNT, metavar="MAPS",
+                         title="G maps 28×28")
 
 register_architecture(Architecture(DEFAULT_ARCH, "the seed's MLP", _generator(mlp), _discriminator(mlp)))
 register_architecture(Architecture(
     "conv", "DCGAN-style convolutions",
     lambda c: conv.Generator(c.latent_dim, c.num_classes, c.g_conditional_bn, c.clusters, width=c.g_width,
                              maps_28=c.g_maps_28),
-    _discriminator(conv), options=("g_width", "g_maps_28")))
+    _discriminator(conv), options=(G_WIDTH, G_MAPS_28)))

@@ -66,3 +66,8 @@ def pixel_kmeans(images: torch.Tensor, k: int, seed: int = 0) -> tuple[torch.Ten
 def pixel_clusters(images: torch.Tensor, k: int, seed: int = 0) -> torch.Tensor:
     """The pseudo-class [N] of each uint8 image: its k-means cluster on pixels scaled to [0, 1]."""
     return pixel_kmeans(images, k, seed)[0]
+
+
+def pixel_centroids(images: torch.Tensor, k: int, seed: int = 0) -> torch.Tensor:
+    """The centroids [k, 784] (pixels in [0, 1]) of the same k-means, so centroid c is training's pseudo-class c."""
+    return pixel_kmeans(images, k, seed)[1]

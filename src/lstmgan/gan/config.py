@@ -15,13 +15,13 @@ from ..config import (
     OPTIONAL_TEXT,
     POSITIVE,
     POSITIVE_INT,
-    Config,
+    EntryConfig,
     Rule,
     one_of,
     option,
 )
 from ..devices import DEVICE_HELP
-from .architectures import DEFAULT_ARCH, REGISTRY, architecture, architecture_names, architecture_options
+from .architectures import DEFAULT_ARCH, REGISTRY
 from .mnist import DATASETS, NUM_CLASSES, TRAIN_SIZE, VAL_SPLITS
 
 MAX_CLUSTERS = 1000
@@ -32,43 +32,45 @@ LOSSES = ("bce", "hinge")
 BEFORE_OPTION = {"val_split": "tail", "fake_labels": "uniform"}
 
 
-@dataclass
-class GANConfig(Config):
-    """One GAN (or conditional GAN) run on MNIST-like data."""
+@dataclass(init=False, eq=False)
+class GANConfig(EntryConfig):
+    """One GAN (or conditional GAN) run on MNIST-like data; the architecture-specific options join from the
+    architectures' registry entries (`option_fields`)."""
 
     kind = "gan"
+    entries = REGISTRY
+    entry_key = "arch"
     derived_keys = ("resolved_device", "train_size")
 
-    n_epochs: int = option(200, "epochs", POSITIVE_INT, changeable=True)
-    batch_size: int = option(64, "images per step", POSITIVE_INT)
-    lr: float = option(0.0002, "Adam learning rate of G, and of D unless --lr-d", POSITIVE)
+    n_epochs: int = option(200, "epochs", POSITIVE_INT, changeable=True, short="e")
+    batch_size: int = option(64, "images per step", POSITIVE_INT, short="b")
+    lr: float = option(0.0002, "Adam learning rate of G, and of D unless --lr-d", POSITIVE, short="lr")
     lr_d: float = option(0.0, "D's own Adam learning rate, a two-time-scale update (TTUR, Heusel et al. 2017); "
                               "--lr-decay-from scales it like --lr (0: --lr)", NON_NEGATIVE, metavar="LR")
     b1: float = option(0.5, "Adam beta1 of both networks, as in DCGAN and PyTorch-GAN (SNGAN: 0)", FRACTION)
     b2: float = option(0.999, "Adam beta2 of both networks (SNGAN: 0.9)", FRACTION)
-    latent_dim: int = option(100, "size of z", POSITIVE_INT)
+    latent_dim: int = option(100, "size of z", POSITIVE_INT, short="z")
     save_interval: int = option(500, "iterations between sample grids and checkpoints", POSITIVE_INT)
-    arch: str = option(DEFAULT_ARCH, "the networks: " + ", ".join(f"{a.name} ({a.title})" for a in REGISTRY.values()),
-                       Rule(lambda v: isinstance(v, str), "a name"), metavar="{" + ",".join(architecture_names()) + "}")
-    conditional: bool = option(False, "condition both networks on the digit label (cGAN)", BOOLEAN)
+    arch: str = option(DEFAULT_ARCH, "the networks", Rule(lambda v: isinstance(v, str), "a name"), short="")
+    conditional: bool = option(False, "condition both networks on the digit label (cGAN)", BOOLEAN, short="cgan")
     dataset: str = option("mnist", " or ".join(DATASETS), one_of(*DATASETS))
     data_dir: str | None = option(None, "folder with the IDX files (else $LSTMGAN_DATA_DIR, the cache, "
                                         "../shared/data/mnist)",
                                   OPTIONAL_TEXT, changeable=True, metavar="DIR")
-    seed: int = option(0, "seed of the init, the noise and the batch order", INTEGER)
+    seed: int = option(0, "seed of the init, the noise and the batch order", INTEGER, short="s")
     device: str = option("auto", DEVICE_HELP, changeable=True)
     log_interval: int = option(100, "iterations per metrics.csv loss row (means over the window)", POSITIVE_INT)
     eval_interval: int = option(0, "epochs between quality evaluations on the validation split (0: none)", COUNT)
     eval_samples: int = option(10000, "samples per evaluation (10000: FID on 5000 varies by ±0.7 between draws "
                                       "of real images)", POSITIVE_INT)
     ema_decay: float = option(0.0, "keep an exponential moving average of G's weights and sample from it (0: off)",
-                              FRACTION)
+                              FRACTION, short="ema")
     snapshot_interval: int = option(10, "epochs between kept snapshots, and epoch 1 (0: none)", COUNT)
     max_iterations: int = option(0, "stop after this many iterations in all (0: run --n-epochs)", COUNT,
-                                 changeable=True)
+                                 changeable=True, short="it")
     lr_decay_from: int = option(0, "after this epoch both learning rates fall linearly to 0 at the end "
-                                   "(0: the seed's constant rate)", COUNT)
-    d_dropout: float = option(0.0, "dropout after each hidden layer of D", FRACTION)
+                                   "(0: the seed's constant rate)", COUNT, short="decay")
+    d_dropout: float = option(0.0, "dropout after each hidden layer of D", FRACTION, short="dd")
     loss: str = option("bce", "the adversarial loss on D's logits: bce (the seed's: D's binary cross-entropy, "
                               "(real + fake) / 2, and G's non-saturating BCE) or hinge (SNGAN's: D's "
                               "max(0, 1 − D(x)) + max(0, 1 + D(G(z))), G's −D(G(z)))", one_of(*LOSSES),
@@ -97,20 +99,16 @@ class GANConfig(Config):
                               one_of(*FAKE_LABELS))
     clusters: int = option(0, "unconditional G and D conditioned on K pseudo-classes: k-means clusters of the "
                               "training pixels, no labels read; G draws the cluster from z (0: off)", COUNT,
-                           metavar="K")
+                           metavar="K", short="k")
     d_projection: bool = option(False, "cGAN: projection discriminator (Miyato & Koyama 2018) instead of "
-                                       "the label concatenated to D's input", BOOLEAN)
+                                       "the label concatenated to D's input", BOOLEAN, short="proj")
     g_conditional_bn: bool = option(False, "cGAN: per-class batch-norm scale and shift in G instead of the "
-                                           "label concatenated to z", BOOLEAN)
-    g_width: int = option(64, "--arch conv: G's feature maps at 14×14, twice as many at 7×7 (64: DCGAN's)",
-                          POSITIVE_INT, metavar="MAPS")
-    g_maps_28: int = option(0, "--arch conv: G's feature maps at 28×28, drawn into pixels by a 3×3 convolution "
-                               "(0: none, a transposed convolution draws the pixels, DCGAN's)", COUNT, metavar="MAPS")
+                                           "label concatenated to z", BOOLEAN, short="cbn")
     tensorboard: bool = option(False, "also write TensorBoard event files (pip install 'lstmgan[tensorboard]')",
                                BOOLEAN, changeable=True)
 
     def check(self) -> None:
-        self.need(self.arch in REGISTRY, "arch", "one of " + ", ".join(REGISTRY))
+        self.check_entry()
         self.need(self.val_size < TRAIN_SIZE, "val_size", f"below the {TRAIN_SIZE} training images")
         self.need(self.batch_size <= TRAIN_SIZE - self.val_size, "batch_size",
                   f"at most the {TRAIN_SIZE - self.val_size} training images")
@@ -119,17 +117,13 @@ class GANConfig(Config):
                   "0 when --val-size is 0 (in-training evaluation reads the validation split, never the test set)")
         self.need(not (self.conditional and self.clusters), "clusters", "0 with --conditional (labels or clusters)")
         self.need(self.clusters <= MAX_CLUSTERS, "clusters", f"at most {MAX_CLUSTERS}")
-        own = architecture(self.arch).options if self.arch in REGISTRY else ()
         defaults = self.defaults()
-        for name in sorted(architecture_options() - set(own)):
-            self.need(getattr(self, name) == defaults[name], name,
-                      f"left at its default with --arch {self.arch} (it applies to another architecture)")
         for name in ("d_projection", "g_conditional_bn"):
             self.need(self.conditional or self.clusters or not getattr(self, name), name,
                       "used with --conditional or --clusters")
         self.need(self.r1_gamma > 0 or self.r1_every == defaults["r1_every"], "r1_every",
                   "left at its default without --r1-gamma (it schedules the R1 penalty)")
-        if self.spectral_norm and self.arch in REGISTRY:
+        if self.spectral_norm:
             self.need(discriminator_has_own_layers(self), "spectral_norm",
                       f"off with --arch {self.arch}: its D has no layers of its own to normalise")
 

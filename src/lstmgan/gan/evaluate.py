@@ -29,7 +29,8 @@ from ..errors import UsageError
 from ..loading import load_checkpoint
 from ..seeding import Stream, random_stream
 from . import mnist
-from .metrics import QualityMeter, classify, nearest_distances
+from .classifier import load_classifier
+from .metrics import METRICS, Sample, classify, frechet_distance, gaussian, nearest_distances
 from .models import KIND, generate, saved_config
 
 FLOOR_DRAWS = 10          # real-vs-real draws behind the floor and its noise band
@@ -79,16 +80,24 @@ class CopyCheck:
 
 
 class Scorer:
-    """Scores image sets against `reference`, with the floor drawn from `pool` (the training part)
-    and, when `test` is given, the copy rate against `pool`."""
+    """The one scorer of Part II: training's evaluations, `gan evaluate` and (through training) the sweeps.
+
+    Scores image sets against `reference` (real images: the test set, or a run's validation split) on the
+    features of the fixed classifier, with every metric of the table (metrics.METRICS), the floor drawn
+    from `pool` (the training part) and, when `test` is given, the copy rate against `pool`. The
+    reference's features and statistics are computed once."""
 
     def __init__(self, dataset: str, reference: mnist.ImageSet, pool: mnist.ImageSet,
                  test: mnist.ImageSet | None = None, device="cpu", reference_name: str = "test"):
-        self.meter = QualityMeter(dataset, None, device, reference=reference)
+        self.classifier, self.meta = load_classifier(dataset, device)
+        self.dataset = dataset
+        self.real = reference
+        self.real_features, _ = classify(self.classifier, reference.images)
+        self.real_labels = reference.labels.to(self.real_features.device)
+        self.real_gaussian = gaussian(self.real_features)
         self.reference_name = reference_name
         self.pool = pool
-        self._pool_features = torch.zeros(len(pool), self.meter.real_features.shape[1],
-                                          device=self.meter.real_features.device)
+        self._pool_features = torch.zeros(len(pool), self.real_features.shape[1], device=self.real_features.device)
         self._pool_probs: dict[int, torch.Tensor] = {}
         self._known = torch.zeros(len(pool), dtype=torch.bool)
         self._test = test
@@ -96,7 +105,7 @@ class Scorer:
 
     @property
     def reference_labels(self) -> torch.Tensor:
-        return self.meter.real_labels
+        return self.real_labels
 
     @torch.no_grad()
     def pool_features(self, index: torch.Tensor) -> torch.Tensor:
@@ -104,15 +113,15 @@ class Scorer:
         missing = index[~self._known[index]].unique()
         if len(missing):
             self._pool_features[missing.to(self._pool_features.device)] = classify(
-                self.meter.classifier, self.pool.images[missing])[0]
+                self.classifier, self.pool.images[missing])[0]
             self._known[missing] = True
         return self._pool_features[index.to(self._pool_features.device)]
 
     def copy_check(self) -> CopyCheck | None:
         if self._copy is None and self._test is not None:
             test = self._test
-            test_features = (self.meter.real_features if test is self.meter.real
-                             else classify(self.meter.classifier, test.images)[0])
+            test_features = (self.real_features if test is self.real
+                             else classify(self.classifier, test.images)[0])
             self._copy = CopyCheck(self.pool_features(torch.arange(len(self.pool))), test_features)
         return self._copy
 
@@ -140,7 +149,7 @@ class Scorer:
     @torch.no_grad()
     def floor(self, n: int, labels: torch.Tensor | None, seed: int = 0) -> dict:
         """The real-data floor of FID for n images at `labels`' shares, and its noise band."""
-        fids = [self.meter.fid_of(self.pool_features(self.floor_index(n, labels, seed, draw)))
+        fids = [self.fid_of(self.pool_features(self.floor_index(n, labels, seed, draw)))
                 for draw in range(FLOOR_DRAWS)]
         mean, sd = statistics.fmean(fids), statistics.stdev(fids)
         return {"fid_floor": mean, "fid_floor_sd": sd, "fid_floor_draws": fids,
@@ -150,17 +159,45 @@ class Scorer:
     def floor_metrics(self, n: int, labels: torch.Tensor | None, seed: int = 0) -> dict:
         """Every metric of the floor's first draw (precision, recall, ...), as a generator's are reported."""
         index = self.floor_index(n, labels, seed, 0)
-        probs = torch.softmax(self.meter.classifier.head(self.pool_features(index)), dim=1)
-        return self.meter.score_features(self.pool_features(index), probs, labels)
+        probs = torch.softmax(self.classifier.head(self.pool_features(index)), dim=1)
+        return self.score_features(self.pool_features(index), probs, labels)
+
+    def score_features(self, features: torch.Tensor, probs: torch.Tensor, labels: torch.Tensor | None = None,
+                       k: int = 3) -> dict:
+        """Every metric of the table that the samples decide, for images already through the classifier
+        (`classify`), with the class histogram and, for a conditional generator, each digit's precision and
+        recall."""
+        sample = Sample(self, features, probs, labels, k)
+        conditional = labels is not None
+        result = {m.name: m.compute(sample) for m in METRICS
+                  if m.compute is not None and m.applies(conditional, clustered=False)}
+        result["class_histogram"] = sample.histogram
+        if conditional:
+            result["per_class_precision"], result["per_class_recall"] = sample.per_class
+        return result
+
+    def fid_of(self, features: torch.Tensor) -> float:
+        return frechet_distance(*self.real_gaussian, *gaussian(features))
+
+    @torch.no_grad()
+    def score_generator(self, G, n: int, seed: int, centroids: torch.Tensor | None = None) -> dict:
+        """Training's evaluation of G: n samples from the evaluation noise (a conditional G asked for the
+        reference's shares), without floor or copy check; with the `centroids` of a cluster-conditioned run
+        also cluster_mismatch, the share of samples G drew for cluster c that lie nearest another centroid."""
+        images, labels = generator_samples(G, self, n, seed)
+        scores = self.score(images, labels, seed, with_floor=False, with_copies=False)
+        if centroids is not None:
+            scores["cluster_mismatch"] = cluster_mismatch(G, images, seed, centroids).share
+        return scores
 
     @torch.no_grad()
     def score(self, images: torch.Tensor, labels: torch.Tensor | None = None, seed: int = 0,
               with_floor: bool = True, with_copies: bool = True) -> dict:
         """Every metric of `images` (uint8 [N, 28, 28] or float in [-1, 1]; `labels`: the digits asked for),
         with the floor, the ratio and its band, and the copy rate."""
-        features, probs = classify(self.meter.classifier, images)
-        result = self.meter.score_features(features, probs, labels)
-        result["reference"] = {"set": self.reference_name, "size": len(self.meter.real)}
+        features, probs = classify(self.classifier, images)
+        result = self.score_features(features, probs, labels)
+        result["reference"] = {"set": self.reference_name, "size": len(self.real)}
         if with_floor:
             floor = self.floor(len(images), labels, seed)
             result.update(floor, fid_ratio=result["fid"] / floor["fid_floor"])
@@ -271,7 +308,7 @@ def training_centroids(dataset: str, data_dir, split: TrainingSplit, k: int, see
     """The pixel k-means centroids [k, 784] a cluster-conditioned run trained on: training's k-means again, on
     the same training part with the run's seed (deterministic, so cluster c is the run's pseudo-class c).
     Cached: on 50,000 MNIST images and k = 50 it takes about a minute on two CPU cores."""
-    from .regularize import pixel_centroids
+    from .clusters import pixel_centroids
 
     return pixel_centroids(split.parts(dataset, data_dir)[0].images, k, seed)
 
@@ -299,6 +336,6 @@ def finish(result: dict, scorer: Scorer, labels, seed: int, reference: bool) -> 
             "what": f"{result['n']} real training images ({how}) vs the {scorer.reference_name} set, "
                     "the floor's first draw",
             **scorer.floor_metrics(result["n"], labels, seed)}
-    result["classifier"] = {"dataset": scorer.meter.dataset, "test_accuracy": scorer.meter.meta["test_accuracy"],
-                            "retrain": scorer.meter.meta["command"]}
+    result["classifier"] = {"dataset": scorer.dataset, "test_accuracy": scorer.meta["test_accuracy"],
+                            "retrain": scorer.meta["command"]}
     return result

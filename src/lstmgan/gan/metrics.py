@@ -14,13 +14,15 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, Callable
 
 import numpy as np
 import torch
 
-from ..seeding import Stream, random_stream
 from . import mnist
-from .classifier import load_classifier, to_unit_range
+from .classifier import to_unit_range
 
 
 @torch.no_grad()
@@ -117,46 +119,73 @@ def per_class_precision_recall(real_features, real_labels, fake_features, fake_l
     return precisions, recalls
 
 
-class QualityMeter:
-    """Scores image sets against a reference set of real images; its statistics are computed once.
+@dataclass
+class Sample:
+    """One scored image set, as the metrics read it: its classifier features and class probabilities, the digits
+    asked for (None: an unconditional generator), and the real reference it is scored against (anything with
+    `real_features`, `real_labels` and `real_gaussian`: evaluate.Scorer). What several metrics share (the class
+    histogram, precision/recall) is computed once, when first read."""
 
-    The reference is the data set's test split by default (for reporting); training passes
-    its validation split instead, so that choosing a snapshot never reads the test set.
+    reference: Any
+    features: torch.Tensor
+    probs: torch.Tensor
+    labels: torch.Tensor | None = None
+    k: int = 3
+
+    @cached_property
+    def histogram(self) -> list[float]:
+        return class_histogram(self.probs)
+
+    @cached_property
+    def precision_recall(self) -> tuple[float, float]:
+        return precision_recall(self.reference.real_features, self.features, self.k)
+
+    @cached_property
+    def per_class(self) -> tuple[list[float], list[float]]:
+        return per_class_precision_recall(self.reference.real_features, self.reference.real_labels, self.features,
+                                          self.labels.to(self.features.device), len(self.histogram), self.k)
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One quality metric, named once: training's metrics.csv, the sweeps' tables and `gan evaluate` read it here.
+
+    `compute(sample)`: its value for a `Sample`; None for the two that need more than the samples (`needs`:
+    "floor", the real-vs-real FID of the same size and shares; "centroids", a cluster-conditioned run's pixel
+    centroids), which their callers add. `scale`: shown times this in tables (100: a share in %); `digits`:
+    decimals shown. `conditional`: it reads the digits asked for, so it applies to conditional generators only.
     """
 
-    def __init__(self, dataset: str = "mnist", data_dir=None, device="cpu", reference=None):
-        self.classifier, self.meta = load_classifier(dataset, device)
-        self.dataset = dataset
-        self.data_dir = data_dir
-        self.real = reference if reference is not None else mnist.load(dataset, "test", data_dir)
-        self.real_features, _ = classify(self.classifier, self.real.images)
-        self.real_labels = self.real.labels.to(self.real_features.device)
-        self.real_gaussian = gaussian(self.real_features)
+    name: str
+    title: str
+    compute: Callable[[Sample], float] | None
+    scale: float = 1
+    digits: int = 3
+    conditional: bool = False
+    needs: str = "samples"
 
-    def score(self, images: torch.Tensor, labels: torch.Tensor | None = None, k: int = 3) -> dict:
-        """All metrics for images (uint8 [N, 28, 28] or float in [-1, 1]); labels: requested digits."""
-        return self.score_features(*classify(self.classifier, images), labels, k)
+    def applies(self, conditional: bool, clustered: bool) -> bool:
+        return (conditional or not self.conditional) and (clustered or self.needs != "centroids")
 
-    def score_features(self, features: torch.Tensor, probs: torch.Tensor, labels: torch.Tensor | None = None,
-                       k: int = 3) -> dict:
-        """All metrics for images already through the classifier (`classify`)."""
-        histogram = class_histogram(probs)
-        precision, recall = precision_recall(self.real_features, features, k)
-        result = {"fid": frechet_distance(*self.real_gaussian, *gaussian(features)),
-                  "inception_score": inception_score(probs), "precision": precision, "recall": recall,
-                  "class_kl_to_uniform": kl_to_uniform(histogram), "class_histogram": histogram}
-        if labels is not None:
-            labels = labels.to(features.device)
-            result["conditional_accuracy"] = (probs.argmax(1) == labels).double().mean().item()
-            result["per_class_precision"], result["per_class_recall"] = per_class_precision_recall(
-                self.real_features, self.real_labels, features, labels, len(histogram), k)
-            result["min_class_recall"] = min(result["per_class_recall"])
-        return result
 
-    def fid_of(self, features: torch.Tensor) -> float:
-        return frechet_distance(*self.real_gaussian, *gaussian(features))
+METRICS: list[Metric] = [
+    Metric("fid", "FID", lambda s: frechet_distance(*s.reference.real_gaussian, *gaussian(s.features)), digits=2),
+    Metric("fid_ratio", "FID / floor", None, digits=2, needs="floor"),
+    Metric("inception_score", "IS", lambda s: inception_score(s.probs), digits=2),
+    Metric("precision", "precision", lambda s: s.precision_recall[0]),
+    Metric("recall", "recall", lambda s: s.precision_recall[1]),
+    Metric("class_kl_to_uniform", "class KL", lambda s: kl_to_uniform(s.histogram)),
+    Metric("min_class_share", "rarest digit %", lambda s: min(s.histogram), scale=100, digits=2),
+    Metric("max_class_share", "commonest digit %", lambda s: max(s.histogram), scale=100, digits=2),
+    Metric("conditional_accuracy", "requested digit %",
+           lambda s: (s.probs.argmax(1) == s.labels.to(s.probs.device)).double().mean().item(), scale=100, digits=2,
+           conditional=True),
+    Metric("min_class_recall", "min digit recall", lambda s: min(s.per_class[1]), conditional=True),
+    Metric("cluster_mismatch", "nearest another cluster %", None, scale=100, digits=2, needs="centroids"),
+]
 
-    def reference(self, pool, n: int = 10000, seed: int = 0, with_labels: bool = False) -> dict:
-        """The floor: the same metrics for `n` real images drawn from `pool` (disjoint from the reference)."""
-        index = torch.randperm(len(pool), generator=random_stream(seed, Stream.REAL_REFERENCE))[:n]
-        return self.score(pool.images[index], pool.labels[index] if with_labels else None)
+
+def sample_metrics(clustered: bool = False) -> list[str]:
+    """The metrics an evaluation of samples logs (metrics.csv): every one computed from the samples (the
+    conditional ones blank for an unconditional run), and the cluster check for a cluster-conditioned run."""
+    return [m.name for m in METRICS if m.compute is not None or (clustered and m.needs == "centroids")]

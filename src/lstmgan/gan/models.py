@@ -11,7 +11,7 @@ import torch
 from ..checkpoint import check_state, load_state
 from ..errors import UsageError
 from ..loading import register_kind
-from .architectures import DEFAULT_ARCH, REGISTRY, GeneratorLike, build_generator
+from .architectures import REGISTRY, GeneratorLike, build_generator
 from .conditioning import IMAGE_SHAPE, IMAGE_SIZE, ConditionalBatchNorm1d, ConditionalBatchNorm2d
 from .config import GANConfig, as_it_ran
 from .mnist import NUM_CLASSES
@@ -24,9 +24,17 @@ __all__ = ["KIND", "IMAGE_SHAPE", "IMAGE_SIZE", "ConditionalBatchNorm1d", "Condi
 
 def saved_config(values: dict) -> GANConfig:
     """The GANConfig of a checkpoint's config; options it predates take what the run did (no `arch`: MLP,
-    no `val_split`: the file's tail), else their defaults."""
+    no `val_split`: the file's tail), else their defaults. Unvalidated (see `checked_config`)."""
     known = GANConfig.defaults().keys()
     return GANConfig(**{k: v for k, v in as_it_ran(values).items() if k in known})
+
+
+def checked_config(values: dict, path) -> GANConfig:
+    """A checkpoint's config, validated by the same rules as a run's flags (its architecture's options included)."""
+    try:
+        return saved_config(values).validate()
+    except UsageError as error:
+        raise UsageError(f"{path}: checkpoint config: {error}") from None
 
 
 def generator_from_config(values: dict) -> GeneratorLike:
@@ -37,14 +45,7 @@ def generator_from_config(values: dict) -> GeneratorLike:
 def model_from_checkpoint(data: dict, path) -> GeneratorLike:
     """The generator stored in a validated GAN checkpoint dict (fp16 shipped weights load too)."""
     config = data["config"]
-    if not isinstance(config.get("latent_dim"), int) or config["latent_dim"] < 1:
-        raise UsageError(f"{path}: checkpoint config has no valid latent_dim")
-    if not isinstance(config.get("clusters", 0), int) or config.get("clusters", 0) < 0:
-        raise UsageError(f"{path}: checkpoint config has an invalid clusters value")
-    arch = config.get("arch", DEFAULT_ARCH)
-    if not isinstance(arch, str) or arch not in REGISTRY:
-        raise UsageError(f"{path}: checkpoint config names architecture {arch!r}, which this lstmgan does not have "
-                         f"({', '.join(REGISTRY)})")
+    arch = checked_config(config, path).arch
     generator = generator_from_config(config)
     try:
         load_state(generator, data["model"], path, f"{arch} generator")

@@ -24,7 +24,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm
 
-from .clusters import kmeans, nearest
+from .clusters import nearest
 
 SPECTRAL_LAYERS = (nn.Linear, nn.Conv2d, nn.ConvTranspose2d, nn.Embedding)    # what spectral norm wraps in D
 
@@ -140,19 +140,13 @@ class CentroidMismatch(NamedTuple):
     confusion: torch.Tensor       # [K, K] counts: requested cluster (row) × nearest centroid (column)
 
 
-def pixel_centroids(images: torch.Tensor, k: int, seed: int = 0) -> torch.Tensor:
-    """The centroids [k, 784] (pixels in [0, 1]) behind `clusters.pixel_clusters(images, k, seed)`: the same
-    call, so cluster c here is pseudo-class c of training. `images` uint8 [N, 28, 28], as training reads them."""
-    return kmeans(images.double() / 255, k, seed)[1]
-
-
 def centroid_mismatch(images: torch.Tensor, clusters_requested: torch.Tensor,
                       centroids: torch.Tensor) -> CentroidMismatch:
     """How often a cluster-conditioned G's image for cluster c lies nearest (Euclidean, in pixel space) a
     centroid other than c's.
 
     `images` [N, 1, 28, 28] (or [N, 784]) in [-1, 1], as G draws them; `clusters_requested` [N] the cluster
-    each was drawn for (`G.cluster_of(z)`); `centroids` [K, 784] in [0, 1] (`pixel_centroids`). Distances
+    each was drawn for (`G.cluster_of(z)`); `centroids` [K, 784] in [0, 1] (`clusters.pixel_centroids`). Distances
     are computed on the CPU in float64.
     """
     points = (images.detach().reshape(len(images), -1).cpu().double() + 1) / 2    # [-1, 1] -> k-means's pixel/255

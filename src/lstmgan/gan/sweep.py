@@ -10,27 +10,16 @@ from __future__ import annotations
 import csv
 import json
 import statistics
-from dataclasses import fields
 from pathlib import Path
 
 from .. import sweeps
-from ..config import flag_name
+from ..config import column_title, short_name
 from ..errors import UsageError
 from ..plots import pyplot
 from ..runs import atomic_write_text
 from .config import GANConfig
+from .metrics import METRICS, Metric
 from .train import train
-
-SHORT = {"seed": "s", "d_dropout": "dd", "ema_decay": "ema", "lr_decay_from": "decay", "n_epochs": "e",
-         "batch_size": "b", "lr": "lr", "conditional": "cgan", "d_projection": "proj",
-         "g_conditional_bn": "cbn", "clusters": "k", "latent_dim": "z", "max_iterations": "it", "arch": ""}
-SCORES = ["fid", "fid_ratio", "inception_score", "precision", "recall", "class_kl_to_uniform", "min_class_share",
-          "max_class_share", "conditional_accuracy", "min_class_recall", "cluster_mismatch"]
-SCORE_TITLES = {"fid": "FID", "inception_score": "IS", "precision": "precision", "recall": "recall",
-                "class_kl_to_uniform": "class KL", "min_class_share": "rarest digit %",
-                "max_class_share": "commonest digit %", "conditional_accuracy": "requested digit %",
-                "min_class_recall": "min digit recall", "fid_ratio": "FID / floor",
-                "cluster_mismatch": "nearest another cluster %"}
 
 
 def sweep(grid: dict[str, list], fixed: dict, out, resume: bool = False, **engine) -> list[dict]:
@@ -43,23 +32,20 @@ def sweep(grid: dict[str, list], fixed: dict, out, resume: bool = False, **engin
 
 
 def scores_of(result: dict) -> dict:
-    """The validation scores of one run's final generator, with the digit shares reduced to min and max, and its
-    FID over the validation floor the run measured (val_reference.json; the floor is drawn once per run)."""
+    """The validation scores of one run's final generator (every metric of the table), with its FID over the
+    validation floor the run measured (val_reference.json; the floor is drawn once per run)."""
     scores = dict(result.get("validation", {}))
-    shares = scores.pop("class_histogram", None) or [float("nan")]
-    scores.update(min_class_share=min(shares), max_class_share=max(shares))
     reference = Path(result["run"]) / "val_reference.json"
     if "fid" in scores and reference.is_file():
         scores["fid_ratio"] = scores["fid"] / json.loads(reference.read_text())["fid_floor"]
-    return {k: scores.get(k) for k in SCORES}
+    return {m.name: scores.get(m.name) for m in METRICS}
 
 
-def _cell(values: list, key: str) -> str:
-    values = [v for v in values if v is not None]
+def _cell(values: list, metric: Metric) -> str:
+    values = [v for v in values if v not in (None, "")]
     if not values:
         return "—"
-    scale = 100 if key.endswith("share") or key in ("conditional_accuracy", "cluster_mismatch") else 1
-    digits = 2 if key in ("fid", "fid_ratio", "inception_score") or scale == 100 else 3
+    scale, digits = metric.scale, metric.digits
     text = f"{scale * statistics.fmean(values):.{digits}f}"
     if len(values) > 1:
         text += f" ({scale * min(values):.{digits}f}–{scale * max(values):.{digits}f})"
@@ -68,26 +54,24 @@ def _cell(values: list, key: str) -> str:
 
 def write_results(out: Path, results: list[dict], varying: list[str]) -> None:
     """results.csv (one row per run), results.md (one row per configuration, seeds pooled), recipes.png."""
-    config_keys = [f.name for f in fields(GANConfig)]
+    config_keys = [f.name for f in GANConfig.option_fields()]
     rows = [{**{k: r[k] for k in config_keys}, **scores_of(r), "epochs_completed": r["epochs_completed"],
              "run": r["run"]} for r in results]
     with open(out / "results.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=config_keys + SCORES + ["epochs_completed", "run"])
+        writer = csv.DictWriter(f, fieldnames=config_keys + [m.name for m in METRICS] + ["epochs_completed", "run"])
         writer.writeheader()
         writer.writerows(rows)
 
     groups: dict[tuple, list[dict]] = {}
     for row in rows:
         groups.setdefault(tuple(row[k] for k in varying), []).append(row)
-    conditional = any(r["conditional"] for r in rows)
-    clustered = any(r["clusters"] for r in rows)
-    shown = [k for k in SCORES if (conditional or k not in ("conditional_accuracy", "min_class_recall"))
-             and (clustered or k != "cluster_mismatch")]
-    header = [flag_name(k) for k in varying] + ["seeds"] + [SCORE_TITLES[k] for k in shown]
+    shown = [m for m in METRICS if m.applies(any(r["conditional"] for r in rows), any(r["clusters"] for r in rows))]
+    options = {f.name: f for f in GANConfig.option_fields()}
+    header = [column_title(options[k]) for k in varying] + ["seeds"] + [m.title for m in shown]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for key, members in groups.items():
         cells = [str(v) for v in key] + [str(len(members))]
-        cells += [_cell([m[k] for m in members], k) for k in shown]
+        cells += [_cell([member[m.name] for member in members], m) for m in shown]
         lines.append("| " + " | ".join(cells) + " |")
     n = results[0].get("eval_samples", "")
     split = {"tail": "the file's last", "stratified": "a seeded, digit-stratified draw of"}[results[0]["val_split"]]
@@ -100,7 +84,8 @@ def write_results(out: Path, results: list[dict], varying: list[str]) -> None:
 
 def plot_recipes(out: Path, groups: dict[tuple, list[dict]], varying: list[str]) -> None:
     plt = pyplot()
-    labels = [", ".join(f"{SHORT.get(k, k)}={v}" for k, v in zip(varying, key)) or "all" for key in groups]
+    short = {f.name: short_name(f) or f.name for f in GANConfig.option_fields()}
+    labels = [", ".join(f"{short[k]}={v}" for k, v in zip(varying, key)) or "all" for key in groups]
     fids = [[m["fid"] for m in members] for members in groups.values()]
     means = [statistics.fmean(f) for f in fids]
     fig, ax = plt.subplots(figsize=(max(4.0, 1.1 * len(labels) + 1), 3.6))
@@ -115,4 +100,4 @@ def plot_recipes(out: Path, groups: dict[tuple, list[dict]], varying: list[str])
     plt.close(fig)
 
 
-STUDY = sweeps.Study(GANConfig, SHORT, write_results, train)
+STUDY = sweeps.Study(GANConfig, write_results, train)

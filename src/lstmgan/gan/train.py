@@ -32,13 +32,11 @@ from .architectures import GeneratorLike, build_discriminator, build_generator
 from .augment import diff_augment
 from .conditioning import IMAGE_SHAPE
 from .config import GANConfig, config_class_for
+from .metrics import sample_metrics
 from .models import balanced_labels, generate
 from .regularize import apply_spectral_norm, hinge_d_loss, hinge_g_loss, lazy_r1_weight, r1_due, r1_penalty
 
 LOSS_COLUMNS = ["d_loss", "g_loss", "d_real", "d_fake"]
-EVAL_COLUMNS = ["fid", "inception_score", "precision", "recall", "class_kl_to_uniform", "conditional_accuracy",
-                "min_class_recall"]
-CLUSTER_COLUMNS = ["cluster_mismatch"]    # a cluster-conditioned run's evaluations add these
 GRID_SIZE = 25                      # a 5 x 5 progress grid; a cGAN's grid is 10 per digit instead
 
 
@@ -49,7 +47,7 @@ def train(config: GANConfig | dict, out, resume: bool = False, progress: bool = 
     device = resolve_device(config.device)
     data, validation = mnist.split_off_validation(mnist.load(config.dataset, "train", config.data_dir),
                                                   config.val_size, config.val_split, config.val_seed)
-    meter = quality_meter(config, validation, data, device)
+    scorer = validation_scorer(config, validation, data, device)
     conditions, centroids = training_conditions(config, data)
     label_shares = torch.bincount(data.labels, minlength=mnist.NUM_CLASSES).double()
     images, labels = data.images.to(device), conditions.to(device)
@@ -75,8 +73,8 @@ def train(config: GANConfig | dict, out, resume: bool = False, progress: bool = 
     run.start(config, resolved_device=str(device), train_size=len(data))
     if config.tensorboard:
         run.mirror_to_tensorboard("iteration", next_step=where.iteration + 1)
-    if meter and not (run.path / "val_reference.json").is_file():
-        write_val_reference(run, meter, data, config)
+    if scorer and not (run.path / "val_reference.json").is_file():
+        write_val_reference(run, scorer, data, config)
 
     sampler = lambda: ema.model if ema else G   # noqa: E731 — the generator whose samples we show and keep
     batches_per_epoch = math.ceil(len(images) / config.batch_size)
@@ -114,7 +112,7 @@ def train(config: GANConfig | dict, out, resume: bool = False, progress: bool = 
                     session.save()
                 session.step_done()
             if where.step == batches_per_epoch:            # an epoch ended
-                snapshots = end_of_epoch(run, config, meter, sampler(), where, centroids)
+                snapshots = end_of_epoch(run, config, scorer, sampler(), where, centroids)
                 where.next_epoch()
                 session.save(*snapshots)
         if where.iteration % config.save_interval:         # the last grid, unless it was just saved
@@ -122,8 +120,8 @@ def train(config: GANConfig | dict, out, resume: bool = False, progress: bool = 
         session.save()
     summary = {"iterations": where.iteration, "epochs_completed": where.epoch - 1, "run": str(run.path),
                "last": run.rows[-1] if run.rows else {}}
-    if meter:   # the final generator on the validation split (what a sweep's table compares)
-        summary["validation"] = evaluate_generator(sampler(), meter, config.eval_samples, config.seed, centroids)
+    if scorer:   # the final generator on the validation split (what a sweep's table compares)
+        summary["validation"] = scorer.score_generator(sampler(), config.eval_samples, config.seed, centroids)
     elif centroids is not None:   # no evaluations: the cluster check alone needs no classifier
         summary["cluster_mismatch"] = cluster_mismatch_of(sampler(), config.eval_samples, config.seed, centroids)
     run.finish(config, final_scores(run))
@@ -296,17 +294,18 @@ def log_row(run: Run, config: GANConfig, where: Progress, values: dict) -> None:
 
 
 def score_columns(config: GANConfig, run: Run) -> list[str]:
-    """The evaluation columns of metrics.csv: a cluster-conditioned run's add its cluster check, unless the run
-    resumed logged its rows before that column existed (the columns of a file never change)."""
-    with_clusters = config.clusters and (not run.rows or CLUSTER_COLUMNS[0] in run.rows[0])
-    return EVAL_COLUMNS + (CLUSTER_COLUMNS if with_clusters else [])
+    """The evaluation columns of metrics.csv: the metrics table's (a cluster-conditioned run's add its cluster
+    check); a resumed run keeps those its file began with (the columns of a file never change)."""
+    if run.rows:
+        return [c for c in run.rows[0] if c not in ("iteration", "epoch", *LOSS_COLUMNS)]
+    return sample_metrics(clustered=bool(config.clusters))
 
 
-def end_of_epoch(run: Run, config: GANConfig, meter, G, where: Progress, centroids=None) -> list[str]:
+def end_of_epoch(run: Run, config: GANConfig, scorer, G, where: Progress, centroids=None) -> list[str]:
     """Evaluate when due (on the validation split); the snapshots to keep: "best" and "epoch_NNN"."""
     snapshots, epoch = [], where.epoch
-    if meter and (epoch == 1 or epoch % config.eval_interval == 0):
-        scores = evaluate_generator(G, meter, config.eval_samples, config.seed, centroids)
+    if scorer and (epoch == 1 or epoch % config.eval_interval == 0):
+        scores = scorer.score_generator(G, config.eval_samples, config.seed, centroids)
         if scores["fid"] < min(map(none_last, run.metric_column("fid")), default=math.inf):
             snapshots.append("best")     # lowest validation FID so far, kept as checkpoints/best.pt
         log_row(run, config, where, scores)
@@ -328,7 +327,7 @@ def saved_run_config(out) -> dict | None:
         return None
 
 
-def quality_meter(config: GANConfig, validation, train_part, device):
+def validation_scorer(config: GANConfig, validation, train_part, device):
     """The scorer of in-training evaluations: against the validation split, its floor drawn from the
     training part (None when there are none)."""
     if not config.eval_interval:
@@ -338,36 +337,23 @@ def quality_meter(config: GANConfig, validation, train_part, device):
     return Scorer(config.dataset, validation, train_part, None, device, reference_name="val")
 
 
-def evaluate_generator(G, meter, n: int, seed: int, centroids: torch.Tensor | None = None) -> dict:
-    """Quality scores of n samples (a conditional G asked for digits at the validation split's shares); with the
-    `centroids` of a cluster-conditioned run also cluster_mismatch, the share of samples G drew for cluster c
-    that lie nearest another cluster's pixel centroid."""
-    from .evaluate import cluster_mismatch, generator_samples
-
-    images, labels = generator_samples(G, meter, n, seed)
-    scores = meter.score(images, labels, seed, with_floor=False, with_copies=False)
-    if centroids is not None:
-        scores["cluster_mismatch"] = cluster_mismatch(G, images, seed, centroids).share
-    return scores
-
-
 def cluster_mismatch_of(G, n: int, seed: int, centroids: torch.Tensor) -> float:
-    """The cluster check of n samples from the evaluation noise stream, without a quality meter."""
+    """The cluster check of n samples from the evaluation noise stream, without a quality scorer."""
     from .evaluate import cluster_mismatch, evaluation_noise
 
     return cluster_mismatch(G, generate(G, evaluation_noise(G.latent_dim, n, seed)), seed, centroids).share
 
 
-def write_val_reference(run: Run, meter, train_part, config: GANConfig) -> None:
+def write_val_reference(run: Run, scorer, train_part, config: GANConfig) -> None:
     """The validation split's real-data floor for eval_samples images at the shares they are scored at,
     with its noise band (see evaluate.py)."""
-    labels = meter.labels_for(config.eval_samples) if config.conditional else None
-    floor = meter.floor(config.eval_samples, labels, config.seed)
-    scores = meter.floor_metrics(config.eval_samples, labels, config.seed)
+    labels = scorer.labels_for(config.eval_samples) if config.conditional else None
+    floor = scorer.floor(config.eval_samples, labels, config.seed)
+    scores = scorer.floor_metrics(config.eval_samples, labels, config.seed)
     atomic_write_text(run.path / "val_reference.json", json.dumps(
         {"what": f"{config.eval_samples} real training images vs the {config.val_size}-image "
                  f"{config.val_split} validation split",
-         **{k: v for k, v in scores.items() if k in EVAL_COLUMNS}, **floor}, indent=2) + "\n")
+         **{k: v for k, v in scores.items() if k in sample_metrics()}, **floor}, indent=2) + "\n")
 
 
 def final_scores(run: Run) -> dict:

@@ -41,26 +41,30 @@ class PalindromeConfig(Config):
     derived_keys = ("resolved_device", "resolved_backend", "resolved_bptt_segment", "train_size", "test_size")
 
     model: str = option("lstm", "the model (see the registry)", Rule(lambda v: isinstance(v, str), "a name"),
-                        architecture=True)
-    input_length: int = option(5, "T: digits read before the one to predict", POSITIVE_INT, metavar="T")
-    input_dim: int = option(1, "1 (digit values) or --num-classes (one-hot)", POSITIVE_INT, architecture=True)
-    num_classes: int = option(10, "digits 0..N-1", POSITIVE_INT, metavar="N", architecture=True)
-    num_hidden: int = option(128, "hidden units", POSITIVE_INT, architecture=True)
-    batch_size: int = option(100, "sequences per training step", POSITIVE_INT)
-    learning_rate: float = option(0.001, "Adam learning rate", POSITIVE, metavar="LR")
-    max_epoch: int = option(100, "epochs at most", POSITIVE_INT, changeable=True)
-    max_norm: float = option(10.0, "gradient-norm clipping", POSITIVE)
+                        architecture=True, short="", title="Model")
+    input_length: int = option(5, "T: digits read before the one to predict", POSITIVE_INT, metavar="T", short="T",
+                               title="T")
+    input_dim: int = option(1, "1 (digit values) or --num-classes (one-hot)", POSITIVE_INT, architecture=True,
+                            short="d", title="Input Dim")
+    num_classes: int = option(10, "digits 0..N-1", POSITIVE_INT, metavar="N", architecture=True, short="c",
+                              title="Classes")
+    num_hidden: int = option(128, "hidden units", POSITIVE_INT, architecture=True, short="h", title="Hidden")
+    batch_size: int = option(100, "sequences per training step", POSITIVE_INT, short="b", title="Batch")
+    learning_rate: float = option(0.001, "Adam learning rate", POSITIVE, metavar="LR", short="lr", title="LR")
+    max_epoch: int = option(100, "epochs at most", POSITIVE_INT, changeable=True, short="e", title="Max Epoch")
+    max_norm: float = option(10.0, "gradient-norm clipping", POSITIVE, short="mn", title="Max Norm")
     data: str = option("fixed", "training data: fixed (a set of --data-size x --portion-train palindromes, in "
                                 "epochs) or fresh (new palindromes at every step from the run's seeded stream, "
                                 "never one of the test split's; an epoch is then a count of steps)",
                        one_of("fixed", "fresh"))
-    data_size: int = option(100000, "distinct palindromes drawn (all of them if fewer exist)", POSITIVE_INT)
+    data_size: int = option(100000, "distinct palindromes drawn (all of them if fewer exist)", POSITIVE_INT, short="n",
+                            title="Data Size")
     portion_train: float = option(0.8, "share of the data used for training; the rest is the test split",
-                                  OPEN_FRACTION, metavar="P")
-    seed: int = option(0, "seed of the data, the init and the batch order", INTEGER)
+                                  OPEN_FRACTION, metavar="P", short="pt", title="Portion Train")
+    seed: int = option(0, "seed of the data, the init and the batch order", INTEGER, short="s")
     device: str = option("auto", DEVICE_HELP, changeable=True)
     patience: int = option(0, "stop once test accuracy has stayed at --target-accuracy this many epochs (0: never)",
-                           COUNT, changeable=True, metavar="EPOCHS")
+                           COUNT, changeable=True, metavar="EPOCHS", short="p")
     target_accuracy: float = option(1.0, "the test accuracy --patience waits for", UNIT_FRACTION, changeable=True,
                                     metavar="ACC")
     give_up: int = option(0, "stop once the best test accuracy has not improved for this many epochs (0: never)",

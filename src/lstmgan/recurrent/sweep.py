@@ -11,18 +11,17 @@ import statistics
 from pathlib import Path
 
 from .. import sweeps
+from ..config import column_title
 from ..plots import line_plot, pyplot
 from ..runs import atomic_write_text
 from .config import PalindromeConfig
 from .registry import REGISTRY
 from .train import train
 
-# run folders: "lstm-T35-s0"; a model-specific option's short name is in its declaration (the registry)
-SHORT = {"model": "", "input_length": "T", "seed": "s", "learning_rate": "lr", "num_hidden": "h",
-         "input_dim": "d", "batch_size": "b", "max_norm": "mn", "data_size": "n", "portion_train": "pt",
-         "num_classes": "c", "max_epoch": "e", "patience": "p"}
-TABLE_KEYS = ["model", "input_length", "input_dim", "num_classes", "num_hidden", "batch_size", "learning_rate",
-              "max_epoch", "max_norm", "data_size", "portion_train"]
+
+def table_options() -> list:
+    """The options with a column of their own in results.md: those declared with a `title=`, in their order."""
+    return [f for f in PalindromeConfig.option_fields() if f.metadata.get("title")]
 
 
 def sweep(grid: dict[str, list], fixed: dict, out, resume: bool = False, **engine) -> list[dict]:
@@ -65,15 +64,16 @@ def write_results(out: Path, results: list[dict], varying: list[str]) -> None:
         writer.writerows(results)
 
     # a varied option with no column of its own (--backend, --init-from, ...) is shown beside the model's options
-    others = [k for k in varying if k not in TABLE_KEYS and k not in model_options_of_any(results)]
-    header = ["Model", "T", "Input Dim", "Classes", "Hidden", "Batch", "LR", "Max Epoch", "Max Norm",
-              "Data Size", "Portion Train", "Model options", *(["Varied"] if others else []), "Params", "Seeds",
+    columns = table_options()
+    keys = [f.name for f in columns]
+    others = [k for k in varying if k not in keys and k not in model_options_of_any(results)]
+    header = [column_title(f) for f in columns] + ["Model options", *(["Varied"] if others else []), "Params", "Seeds",
               "Final test acc % (min–max)", "Best test acc % (min–max)", "Epoch of first 100% (min–max)",
               "Seeds at 100%"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for key, rows in group_results(results, varying):
-        cells = [model_title(key["model"])] + [f"{key[k]:g}" if isinstance(key[k], float)
-                                               else str(key[k]) for k in TABLE_KEYS[1:]]
+        cells = [model_title(key[k]) if k == "model" else f"{key[k]:g}" if isinstance(key[k], float) else str(key[k])
+                 for k in keys]
         cells += [model_options(key)] + ([", ".join(f"{k} {key[k]}" for k in others)] if others else [])
         full = [r["first_full_epoch"] for r in rows]
         parameters = {r.get("parameters") for r in rows} - {None}
@@ -156,4 +156,4 @@ def plot_sweep(out: Path, results: list[dict], varying: list[str]) -> None:
                   width=7)
 
 
-STUDY = sweeps.Study(PalindromeConfig, SHORT, write_results, train)
+STUDY = sweeps.Study(PalindromeConfig, write_results, train)
