@@ -28,13 +28,11 @@ import shutil
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
-from torch.utils.flop_counter import FlopCounterMode
 
 from lstmgan.recurrent.config import PalindromeConfig
-from lstmgan.recurrent.palindrome import encode_digits
-from lstmgan.recurrent.registry import REGISTRY, build_model
+from lstmgan.recurrent.registry import REGISTRY
 from lstmgan.recurrent.sweep import sweep
+from lstmgan.stats import clopper_pearson
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNS, LOG = Path("runs/round4"), ROOT / "docs" / "log" / "round4"
@@ -160,18 +158,11 @@ def flops_per_step(config: dict) -> float:
 
 @functools.cache
 def flops_per_step_of(config_json: str) -> float:
-    """Matmul FLOPs of one training step (forward and backward, batch and T of the run), counted by torch's
-    FlopCounterMode on the autograd implementation (per-gate where a model has one: the hand-written backward
-    of the fused path is not seen by the counter); elementwise work is not counted."""
+    """Training FLOPs of one step by the model's registry entry (lstmgan.recurrent.flops: every product,
+    attention's QKᵀ and AV, the LRU's scan; elementwise work excluded for every model). Round 4 first counted
+    with torch's FlopCounterMode, which saw neither the fused attention nor the scan."""
     values = json.loads(config_json)
-    spec = REGISTRY[values["model"]]
-    values["backend"] = "per-gate" if "per-gate" in spec.backends else "auto"
-    model = build_model(PalindromeConfig(**values))
-    digits = torch.randint(0, values["num_classes"], (values["batch_size"], values["input_length"]))
-    x = encode_digits(digits, values["input_dim"], values["num_classes"])
-    with FlopCounterMode(display=False) as counter:
-        F.cross_entropy(model(x), digits[:, 0]).backward()
-    return counter.get_total_flops()
+    return REGISTRY[values["model"]].flops(PalindromeConfig(**values)).total
 
 
 def better(a: dict, b: dict) -> dict:
@@ -358,7 +349,8 @@ def round_table() -> None:
     backfill_fresh("round")
     rows, lines = finished("round"), [
         "# Round 4 (written by benchmarks/palindrome_round4.py)", "",
-        "Seeds at ≥ 99% on 2,000 fresh palindromes (the last epoch of each run) with the 95% Wilson interval; "
+        "Seeds at ≥ 99% on 2,000 fresh palindromes (the last epoch of each run) with the exact 95% "
+        "(Clopper–Pearson) interval; "
         "steps to the first epoch at ≥ 99% held out, and the compute they took (steps × CPU s or GFLOP per step "
         "of the same run; medians over the seeds that got there). CPU seconds are one thread on a 2-core machine "
         "shared with one other 1-thread job: compare them within this table, not with idle-machine benchmarks.",
@@ -381,7 +373,7 @@ def round_table() -> None:
             continue
         fresh = [r["fresh"] for r in at if r["fresh"] is not None]
         good = sum(a >= TARGET for a in fresh)
-        low, high = wilson(good, len(fresh))
+        low, high = clopper_pearson(good, len(fresh))
         solved = [r for r in at if r["steps_to_99"]]
         steps = median([r["steps_to_99"] for r in solved])
         cpu = median([r["steps_to_99"] * r["seconds_per_step"] for r in solved])

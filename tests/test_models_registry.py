@@ -10,6 +10,7 @@ from lstmgan import load_checkpoint
 from lstmgan.recurrent import GRU, REGISTRY, ModelSpec, register_model
 from lstmgan.recurrent.base import RecurrentClassifier, as_sequence
 from lstmgan.recurrent.evaluate import evaluate_checkpoint
+from lstmgan.recurrent.flops import StepFlops, product
 from lstmgan.recurrent.train import PalindromeConfig, train
 
 from conftest import cli
@@ -94,7 +95,10 @@ class MeanReader(RecurrentClassifier):
 
 @pytest.fixture
 def toy_model():
-    spec = register_model(ModelSpec("toy", "Toy", lambda c: MeanReader(c.input_dim, c.num_hidden, c.num_classes)))
+    spec = register_model(ModelSpec("toy", "Toy", lambda c: MeanReader(c.input_dim, c.num_hidden, c.num_classes),
+                                    flops=lambda c: StepFlops(products=product(
+                                        c.batch_size * c.input_length, c.num_hidden, c.input_dim, input_grad=False)
+                                        + product(c.batch_size, c.num_classes, c.num_hidden))))
     yield spec
     del REGISTRY["toy"]
 

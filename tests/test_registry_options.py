@@ -14,6 +14,7 @@ from lstmgan.recurrent import REGISTRY, ModelSpec, register_model
 from lstmgan.recurrent import sweep as palindrome_sweep
 from lstmgan.recurrent.base import SequenceClassifier, as_sequence
 from lstmgan.recurrent.config import PalindromeConfig
+from lstmgan.recurrent.flops import StepFlops, product
 from lstmgan.recurrent.registry import build_model
 from lstmgan.recurrent.train import parameter_groups
 
@@ -33,6 +34,12 @@ class ScaledMeanReader(SequenceClassifier):
         return self.head(self.scale * torch.tanh(as_sequence(x, self.input_dim) @ self.W.T).mean(1))
 
 
+def mean_reader_flops(c) -> StepFlops:
+    """W x_t at every position (the digits need no gradient), then the head on the mean."""
+    return StepFlops(products=product(c.batch_size * c.input_length, c.num_hidden, c.input_dim, input_grad=False)
+                     + product(c.batch_size, c.num_classes, c.num_hidden))
+
+
 TOY_SCALE = named_option("toy_scale", 1.0, "the toy's read-out scale", POSITIVE, short="ts")
 
 
@@ -40,7 +47,7 @@ TOY_SCALE = named_option("toy_scale", 1.0, "the toy's read-out scale", POSITIVE,
 def toy():
     spec = register_model(ModelSpec("toy", "Toy", lambda c: ScaledMeanReader(c.input_dim, c.num_hidden,
                                                                             c.num_classes, c.toy_scale),
-                                    (TOY_SCALE,)))
+                                    (TOY_SCALE,), flops=mean_reader_flops))
     yield spec
     del REGISTRY["toy"]
 

@@ -191,6 +191,39 @@ def cmd_palindrome_evaluate(args):
                      indent=2))
 
 
+def cmd_palindrome_cost(args):
+    from .recurrent.cost import step_cost
+
+    cost = step_cost(PalindromeConfig.from_dict(given(args, args.config_keys), "flags"), args.steps)
+    if args.json:
+        print(json.dumps(cost, indent=2))
+        return
+    flops = cost["flops_per_step"]
+    print(f"{cost['model']} at T = {cost['input_length']}, batch {cost['batch_size']}: {cost['parameters']:,} "
+          f"parameters; {flops['total'] / 1e9:.3f} GFLOP per training step (products {flops['products'] / 1e9:.3f}, "
+          f"attention {flops['attention'] / 1e9:.3f}, scan {flops['scan'] / 1e9:.3f}); "
+          f"{cost['seconds_per_step']:.4f} s per step (median of {cost['steps_measured']}, {cost['threads']} "
+          f"thread{'s' if cost['threads'] > 1 else ''}, {cost['backend']} on {cost['device']})")
+
+
+def cmd_palindrome_study(args):
+    from . import studies
+    from .recurrent.study import CELL
+
+    plan = studies.load_plan(args.plan)
+    if args.action == "run":
+        engine = studies.Engine(args.engine, args.jobs, args.threads, args.address, args.max_retries,
+                                progress=not args.quiet)
+        studies.run(plan, CELL, engine)
+        studies.table(plan, CELL)
+        print(f"every seed of {plan.name} is in; table in {plan.log / 'results.md'}")
+    elif args.action == "table":
+        print(studies.table(plan, CELL), end="")
+    else:
+        studies.plot(plan, CELL)
+        print(f"survival curves in {plan.log / 'survival.png'}")
+
+
 def cmd_palindrome_inspect(args):
     from .recurrent.inspection import inspect_to_figure
 
@@ -304,10 +337,10 @@ def build_parser() -> Parser:
 
 
 def add_palindrome_commands(parts) -> None:
-    """Part I: `lstmgan palindrome train|sweep|evaluate|inspect|export`."""
+    """Part I: `lstmgan palindrome train|sweep|evaluate|inspect|export|cost|study`."""
     models = ", ".join(model_names())
     pal = parts.add_parser("palindrome", help=f"Part I: memory on palindromes ({models})").add_subparsers(
-        dest="command", required=True, metavar="{train,sweep,evaluate,inspect,export}")
+        dest="command", required=True, metavar="{train,sweep,evaluate,inspect,export,cost,study}")
     p = subcommand(pal, "train", f"train one model ({models})")
     add_training_flags(p, PalindromeConfig, "palindrome")
     p.set_defaults(handler=cmd_palindrome_train)
@@ -329,6 +362,26 @@ def add_palindrome_commands(parts) -> None:
     flag(p, "seed", type=int, default=12345, help="seed of the fresh palindromes")
     add_device(p)
     p.set_defaults(handler=cmd_palindrome_evaluate)
+
+    p = subcommand(pal, "cost", "a model's parameters, training FLOPs per step (its registry formula) and seconds "
+                                "per step measured here")
+    keys = add_flags(p, PalindromeConfig, skip=("tensorboard", "init_from"))
+    flag(p, "steps", type=int, default=5, help="training steps to time (the median is shown)")
+    add_threads(p)
+    flag(p, "json", action="store_true", help="print the numbers as JSON")
+    p.set_defaults(handler=cmd_palindrome_cost, config_keys=keys)
+
+    p = subcommand(pal, "study", "a pre-registered study from a plan file (studies/*.toml): train every missing "
+                                 "seed, or write its table or survival curves")
+    p.add_argument("action", choices=("run", "table", "plot"))
+    p.add_argument("plan", metavar="PLAN.toml")
+    flag(p, "engine", choices=ENGINES, default="local", help="run: local processes, or Ray tasks")
+    flag(p, "jobs", type=int, default=1, help="run, --engine local: seeds in parallel (processes)")
+    flag(p, "address", metavar="auto|HOST:PORT", help="run, --engine ray: join this Ray cluster")
+    flag(p, "max-retries", type=int, default=3, help="run, --engine ray: times a run whose process died is retried")
+    flag(p, "threads", type=int, help="torch CPU threads per run (default: 1 on Ray)")
+    flag(p, "quiet", action="store_true", help="no progress bar")
+    p.set_defaults(handler=cmd_palindrome_study)
 
     shown = ", ".join(name for name, spec in REGISTRY.items() if spec.memory_state)
     p = subcommand(pal, "inspect", f"draw how a model with states to show ({shown}) holds the first digit: the "

@@ -9,72 +9,47 @@ entries take an option. `config.EntryConfig` joins those options to a run's conf
 from __future__ import annotations
 
 from dataclasses import Field
-from typing import Generic, Iterator, TypeVar
+from typing import Generic, TypeVar
 
 from .errors import UsageError
 
 Entry = TypeVar("Entry")
 
 
-class Registry(Generic[Entry]):
+class Registry(dict[str, Entry], Generic[Entry]):
+    """A dict of entries by name, with what both parts ask of it."""
+
     def __init__(self, flag: str):
+        super().__init__()
         self.flag = flag                    # the flag that picks an entry: "--model", "--arch"
-        self.entries: dict[str, Entry] = {}
 
     def register(self, entry: Entry) -> Entry:
         """Add (or replace) `entry`. An option another entry declares too must be the same declaration
         (one flag, one default, one rule)."""
         for option in entry.options:
-            for other in self.entries.values():
+            for other in self.values():
                 theirs = next((o for o in other.options if o.name == option.name), None)
                 if theirs is not None and theirs is not option and other.name != entry.name:
                     raise ValueError(f"{entry.name!r} declares option {option.name!r} again; reuse "
                                      f"{other.name!r}'s declaration")
-        self.entries[entry.name] = entry
+        self[entry.name] = entry
         return entry
 
     def names(self) -> tuple[str, ...]:
-        return tuple(self.entries)
+        return tuple(self)
 
     def entry(self, name: str) -> Entry:
         """The entry called `name`, or a one-line error naming the flag and the choices."""
-        if name not in self.entries:
-            raise UsageError(f"{self.flag} must be one of {', '.join(self.entries)} (got {name!r})")
-        return self.entries[name]
+        if name not in self:
+            raise UsageError(f"{self.flag} must be one of {', '.join(self)} (got {name!r})")
+        return self[name]
 
     def options(self) -> dict[str, Field]:
         """Every entry-specific option, once, in the order the entries declare them."""
-        return {option.name: option for entry in self.entries.values() for option in entry.options}
+        return {option.name: option for entry in self.values() for option in entry.options}
 
     def taking(self, option: str) -> list[str]:
-        return [entry.name for entry in self.entries.values() if option in option_names(entry)]
-
-    def __contains__(self, name) -> bool:
-        return name in self.entries
-
-    def __getitem__(self, name: str) -> Entry:
-        return self.entries[name]
-
-    def __setitem__(self, name: str, entry: Entry) -> None:
-        self.entries[name] = entry
-
-    def __delitem__(self, name: str) -> None:
-        del self.entries[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.entries)
-
-    def __len__(self) -> int:
-        return len(self.entries)
-
-    def values(self):
-        return self.entries.values()
-
-    def items(self):
-        return self.entries.items()
-
-    def get(self, name: str, default=None):
-        return self.entries.get(name, default)
+        return [entry.name for entry in self.values() if option in option_names(entry)]
 
 
 def option_names(entry) -> tuple[str, ...]:

@@ -26,12 +26,15 @@ from .signals import StopRequest
 
 @dataclass
 class Progress:
-    """Where a run stands: the epoch being trained, batches done in it and in all, wall time so far."""
+    """Where a run stands: the epoch being trained, batches done in it and in all, and what it cost so far: wall
+    seconds and process CPU seconds (all threads), each summed over the pieces (sessions) a resumed run ran in."""
 
     epoch: int = 1
     step: int = 0
     iteration: int = 0
     seconds: float = 0.0
+    cpu_seconds: float = 0.0
+    pieces: int = 0
 
     def advance(self) -> None:
         self.step, self.iteration = self.step + 1, self.iteration + 1
@@ -104,6 +107,8 @@ class Session:
                         disable=not show, unit="it", dynamic_ncols=True, file=sys.stderr, leave=False)
         self.stop = StopRequest()
         self.started = time.perf_counter() - state.progress.seconds
+        self.cpu_started = time.process_time() - state.progress.cpu_seconds
+        state.progress.pieces += 1        # this session is one more piece of the run
 
     def __enter__(self) -> "Session":
         self.stop.__enter__()
@@ -127,6 +132,7 @@ class Session:
         """Checkpoint now (never weights that became NaN/Inf: the last good checkpoint stays)."""
         where = self.state.progress
         where.seconds = time.perf_counter() - self.started
+        where.cpu_seconds = time.process_time() - self.cpu_started
         self.state.step_log.check()
         for module in self.state.modules():
             for name, p in module.named_parameters():

@@ -17,30 +17,31 @@ from ..config import (
     OPTIONAL_TEXT,
     POSITIVE,
     POSITIVE_INT,
-    Config,
+    EntryConfig,
     Rule,
-    flag_name,
     one_of,
     option,
-    relabelled,
 )
 from ..devices import DEVICE_HELP
 from ..errors import UsageError
 from .backends import BACKENDS
 from .palindrome import num_palindromes
-from .registry import REGISTRY, bptt_segment, model_names, model_options, models_taking
+from .registry import REGISTRY, bptt_segment
 
 UNIT_FRACTION = Rule(lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= 1, "in (0, 1]")
 
 
 @dataclass(init=False, eq=False)
-class PalindromeConfig(Config):
-    """One palindrome training run, of any registered model."""
+class PalindromeConfig(EntryConfig):
+    """One palindrome training run, of any registered model; the model-specific options join from the models'
+    registry entries (`option_fields`)."""
 
     kind = "palindrome"
+    entries = REGISTRY
+    entry_key = "model"
     derived_keys = ("resolved_device", "resolved_backend", "resolved_bptt_segment", "train_size", "test_size")
 
-    model: str = option("lstm", "the model (see the registry)", Rule(lambda v: isinstance(v, str), "a name"),
+    model: str = option("lstm", "the model", Rule(lambda v: isinstance(v, str), "a name"),
                         architecture=True, short="", title="Model")
     input_length: int = option(5, "T: digits read before the one to predict", POSITIVE_INT, metavar="T", short="T",
                                title="T")
@@ -78,32 +79,6 @@ class PalindromeConfig(Config):
     tensorboard: bool = option(False, "also write TensorBoard event files (pip install 'lstmgan[tensorboard]')",
                                BOOLEAN, changeable=True)
 
-    def __init__(self, **values):
-        """Any option by name (the model-specific ones included); the rest take their defaults."""
-        fields_ = {f.name: f for f in self.option_fields()}
-        unknown = sorted(set(values) - set(fields_))
-        if unknown:
-            raise TypeError(f"PalindromeConfig got unknown option{'s' if len(unknown) > 1 else ''} "
-                            f"{', '.join(unknown)}")
-        for name, f in fields_.items():
-            setattr(self, name, values.get(name, f.default))
-
-    def __eq__(self, other) -> bool:
-        return type(other) is type(self) and self.to_dict() == other.to_dict()
-
-    def __repr__(self) -> str:
-        return f"PalindromeConfig({', '.join(f'{k}={v!r}' for k, v in self.to_dict().items())})"
-
-    @classmethod
-    def option_fields(cls) -> tuple:
-        """The options every model reads, then each registered model's own (its help names who takes it)."""
-        names = model_names()
-        shared = tuple(relabelled(f, help=f"the model: {', '.join(names)}", metavar="{" + ",".join(names) + "}")
-                       if f.name == "model" else f for f in super().option_fields())
-        own = tuple(relabelled(f, help=f"{', '.join(models_taking(name))}: {f.metadata['help']}")
-                    for name, f in model_options().items())
-        return shared + own
-
     def check(self) -> None:
         self.check_model()
         self.need(self.num_classes >= 2, "num_classes", "an integer >= 2")
@@ -126,13 +101,7 @@ class PalindromeConfig(Config):
 
     def check_model(self) -> None:
         """The model exists, and takes the model-specific options and the backend given."""
-        self.need(self.model in REGISTRY, "model", "one of " + ", ".join(REGISTRY))
-        spec = REGISTRY[self.model]
-        for key, declared in model_options().items():
-            if key not in spec.option_names and getattr(self, key) != declared.default:
-                takes = ", ".join(flag_name(k) for k in spec.option_names) or "none"
-                raise UsageError(f"{flag_name(key)} does not apply to --model {self.model} (its model-specific "
-                                 f"options: {takes})")
+        spec = self.check_entry()
         if self.backend != "auto" and self.backend not in spec.backends:
             raise UsageError(f"--backend {self.backend}: --model {self.model} has no such backend (it has "
                              f"{', '.join(spec.backends)}; or auto)")

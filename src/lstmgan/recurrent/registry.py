@@ -14,14 +14,16 @@ from __future__ import annotations
 
 import argparse
 import math
-from dataclasses import Field, dataclass
+from dataclasses import Field, dataclass, field
 from typing import Any, Callable
 
 from torch import nn
 
 from ..config import COUNT, POSITIVE, POSITIVE_INT, Rule, named_option, one_of
-from ..errors import UsageError
+from ..registry import Registry
+from . import flops
 from .backends import IMPLEMENTATIONS
+from .flops import StepFlops
 from .gru import GRU
 from .lru import LRU, check_ring
 from .lstm import LSTM, chrono_tmax
@@ -43,6 +45,8 @@ class ModelSpec:
     `model.states(x)` (None: the model has no states to show), and `gates`, its gates there.
     `segment_option`: the option that sets checkpointed BPTT, if the model can be segmented.
     `parameter_groups(model, config)`: optimizer groups with their own learning-rate factor, if any.
+    `flops(config)`: the training FLOPs of one step (forward and backward, the config's batch and T) as a
+    `flops.StepFlops`, by the conventions of flops.py (the same for every model).
     """
 
     name: str
@@ -56,6 +60,7 @@ class ModelSpec:
     gates: tuple[str, ...] = ()
     segment_option: str | None = None
     parameter_groups: Callable[[nn.Module, Any], list[dict]] | None = None
+    flops: Callable[[Any], StepFlops] = field(kw_only=True)     # required: every model states its cost
 
     @property
     def has_kernel(self) -> bool:
@@ -66,39 +71,30 @@ class ModelSpec:
         return tuple(option.name for option in self.options)
 
 
-REGISTRY: dict[str, ModelSpec] = {}
+REGISTRY: Registry[ModelSpec] = Registry("--model")
 
 
 def register_model(spec: ModelSpec) -> ModelSpec:
     """Add (or replace) a model under `spec.name`. An option another model declares too must be the same
     declaration (one flag, one default, one rule)."""
-    for option in spec.options:
-        for other in REGISTRY.values():
-            theirs = next((o for o in other.options if o.name == option.name), None)
-            if theirs is not None and theirs is not option and other.name != spec.name:
-                raise ValueError(f"model {spec.name!r} declares option {option.name!r} again; reuse "
-                                 f"{other.name!r}'s declaration")
-    REGISTRY[spec.name] = spec
-    return spec
+    return REGISTRY.register(spec)
 
 
 def model_names() -> tuple[str, ...]:
-    return tuple(REGISTRY)
+    return REGISTRY.names()
 
 
 def model_spec(name: str) -> ModelSpec:
-    if name not in REGISTRY:
-        raise UsageError(f"--model must be one of {', '.join(REGISTRY)} (got {name!r})")
-    return REGISTRY[name]
+    return REGISTRY.entry(name)
 
 
 def model_options() -> dict[str, Field]:
     """Every registered model-specific option, once, in the order the models declare them."""
-    return {option.name: option for spec in REGISTRY.values() for option in spec.options}
+    return REGISTRY.options()
 
 
 def models_taking(option: str) -> list[str]:
-    return [spec.name for spec in REGISTRY.values() if option in spec.option_names]
+    return REGISTRY.taking(option)
 
 
 def build_model(config) -> nn.Module:
@@ -228,9 +224,10 @@ def _lstm(c) -> LSTM:
 
 
 register_model(ModelSpec("lstm", "LSTM", _lstm, (FORGET_BIAS, BPTT_SEGMENT), IMPLEMENTATIONS, LSTM.from_torch,
-                         memory_state="c", gates=("i", "f", "o"), segment_option="bptt_segment"))
+                         memory_state="c", gates=("i", "f", "o"), segment_option="bptt_segment", flops=flops.lstm))
 register_model(ModelSpec("rnn", "RNN", lambda c: VanillaRNN(c.input_dim, c.num_hidden, c.num_classes, c.backend),
-                         (), IMPLEMENTATIONS, VanillaRNN.from_torch, memory_state="h"))
+                         (), IMPLEMENTATIONS, VanillaRNN.from_torch, memory_state="h",
+                         flops=flops.rnn))
 def _gru(c) -> GRU:
     init = forget_bias_init(c)          # on the update gate z, the share of the old state kept
     return GRU(c.input_dim, c.num_hidden, c.num_classes, c.backend, update_bias=init["forget_bias"],
@@ -238,12 +235,13 @@ def _gru(c) -> GRU:
 
 
 register_model(ModelSpec("gru", "GRU", _gru, (FORGET_BIAS,), ("eager", "per-gate"), GRU.from_torch,
-                         memory_state="h", gates=("r", "z")))
+                         memory_state="h", gates=("r", "z"), flops=flops.gru))
 register_model(ModelSpec("transformer", "Transformer", lambda c: Transformer(
     c.input_dim, c.num_hidden, c.num_classes, c.num_layers, c.num_heads, c.position, c.attention, c.position_range),
-    (NUM_LAYERS, NUM_HEADS, POSITION, ATTENTION, POSITION_RANGE), check=_transformer_check))
+    (NUM_LAYERS, NUM_HEADS, POSITION, ATTENTION, POSITION_RANGE), check=_transformer_check,
+    flops=flops.transformer))
 register_model(ModelSpec("lru", "LRU", lambda c: LRU(
     c.input_dim, c.num_hidden, c.num_classes, c.num_layers, state_dim=c.lru_state or None, r_min=c.lru_r_min,
     r_max=c.lru_r_max, max_phase=c.lru_max_phase),
     (NUM_LAYERS, LRU_R_MIN, LRU_R_MAX, LRU_MAX_PHASE, LRU_STATE, LRU_LR_FACTOR), check=_lru_check,
-    parameter_groups=_lru_groups))
+    parameter_groups=_lru_groups, flops=flops.lru))

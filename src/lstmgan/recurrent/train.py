@@ -148,6 +148,8 @@ def summarize(run: Run, config: PalindromeConfig, stopped_early: str | None, whe
         "stopped_early": stopped_early,
         "steps": where.iteration,
         "wall_time_s": round(where.seconds, 1),
+        "cpu_time_s": round(where.cpu_seconds, 1),          # process CPU seconds, summed over the run's pieces
+        "pieces": where.pieces,
         "run": str(run.path),
     }
 
