@@ -84,3 +84,20 @@ def test_bad_inspect_input_is_one_line_exit_2(trained, tmp_path, args, message):
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
     assert message in done.stderr
     assert not (tmp_path / "fig.png").exists()
+
+
+def test_inspect_draws_what_the_models_registry_entry_says(trained, tmp_path, monkeypatch):
+    """The traced gates and the forget-gate summary come from the entry alone (no attribute or letter guessing)."""
+    from dataclasses import replace
+
+    from lstmgan.recurrent import REGISTRY
+    from lstmgan.recurrent.inspection import inspect_to_figure
+
+    monkeypatch.setitem(REGISTRY, "lstm", replace(REGISTRY["lstm"], traced_gates=("o",), forget_gate=None))
+    result = inspect_to_figure(trained / "lstm" / "checkpoints" / "last.pt", tmp_path / "fig.png", 8, 0)
+    assert set(result["trace"]) == {"t", "c", "o"} and "forget_gate" not in result
+    monkeypatch.setitem(REGISTRY, "lstm", replace(REGISTRY["lstm"], traced_gates=("f",), forget_gate=("i", "b_i")))
+    result = inspect_to_figure(trained / "lstm" / "checkpoints" / "last.pt", tmp_path / "fig.png", 8, 0)
+    bias = torch.load(trained / "lstm" / "checkpoints" / "last.pt", weights_only=True)["model"]["b_i"]
+    assert result["forget_gate"]["sigmoid_b_f_median"] == pytest.approx(float(torch.sigmoid(bias).median()),
+                                                                        abs=1e-4)

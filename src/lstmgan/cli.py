@@ -17,7 +17,7 @@ from .errors import TrainingDiverged, TrainingInterrupted, UsageError
 from .gan.config import GANConfig
 from .gan.mnist import DATASETS
 from .recurrent.config import PalindromeConfig
-from .recurrent.registry import REGISTRY, model_names
+from .recurrent.registry import REGISTRY, model_names, seed_study_models
 from .shipped import pretrained_names
 from .sweeps import ENGINES
 
@@ -346,7 +346,8 @@ def add_palindrome_commands(parts) -> None:
     p.set_defaults(handler=cmd_palindrome_train)
 
     p = subcommand(pal, "sweep", "train models x lengths x seeds; any train flag may take several values")
-    flag(p, "models", nargs="+", choices=model_names(), default=["lstm", "rnn"], help=f"models to train: {models}")
+    flag(p, "models", nargs="+", choices=model_names(), default=seed_study_models(),
+         help=f"models to train: {models}")
     flag(p, "lengths", nargs="+", type=int, default=[5, 10, 19, 25, 30, 35], help="input lengths T")
     flag(p, "seeds", nargs="+", type=int, default=[0], help="seeds (one run each)")
     add_sweep_flags(p, PalindromeConfig, skip=("model", "input_length", "seed", "tensorboard"))

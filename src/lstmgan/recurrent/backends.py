@@ -26,6 +26,7 @@ from ..errors import UsageError
 from . import kernel_cache, kernel_ops
 
 IMPLEMENTATIONS = ("compiled", "eager", "per-gate")   # fastest first
+COMPILED, EAGER, PER_GATE = IMPLEMENTATIONS          # the names the code compares with
 BACKENDS = ("auto",) + IMPLEMENTATIONS
 KERNEL_NAME = "lstmgan_recurrences"
 COMPILED_DTYPES = (torch.float32, torch.float64)
@@ -100,21 +101,21 @@ def build_kernel(verbose: bool = False) -> Path:
 def resolve(backend: str, x: torch.Tensor, has_kernel: bool = True) -> str:
     """The implementation that runs `backend` on input `x` ("compiled", "eager" or "per-gate") for a
     model that has a compiled kernel (`has_kernel`) or not."""
-    if backend in ("eager", "per-gate"):
+    if backend in (EAGER, PER_GATE):
         return backend
     if not has_kernel:
-        if backend == "compiled":
+        if backend == COMPILED:
             raise UsageError("this model has no compiled backend; use --backend auto, eager or per-gate")
-        return "eager"
+        return EAGER
     applies = x.device.type == "cpu" and x.dtype in COMPILED_DTYPES
-    if backend == "compiled":
+    if backend == COMPILED:
         if not applies:
             raise UsageError(f"the compiled backend runs float32/float64 on the CPU, not {x.dtype} on {x.device}; "
                              "use --backend eager or auto")
         build_kernel()
-        return "compiled"
+        return COMPILED
     if not applies:
-        return "eager"
+        return EAGER
     try:
         build_kernel()
     except KernelUnavailable as error:
@@ -122,8 +123,8 @@ def resolve(backend: str, x: torch.Tensor, has_kernel: bool = True) -> str:
             raise RuntimeError(f"LSTMGAN_REQUIRE_KERNEL is set but the compiled kernel is unavailable: {error}") \
                 from None
         _warn_once(f"compiled LSTM/RNN kernel unavailable ({error}); using the eager backend")
-        return "eager"
-    return "compiled"
+        return EAGER
+    return COMPILED
 
 
 def _warn_once(message: str) -> None:

@@ -22,6 +22,7 @@ import math
 import torch
 from torch import nn
 
+from .backends import PER_GATE
 from .base import RecurrentClassifier, as_sequence
 
 GATES = ("r", "z", "n")   # torch.nn.GRU's order
@@ -69,7 +70,7 @@ class GRU(RecurrentClassifier):
             self.b_z.uniform_(1, self.chrono_tmax - 1).log_()    # b_z ~ log U[1, T_max − 1]
 
     def final_state(self, x: torch.Tensor, backend: str) -> torch.Tensor:
-        return self.forward_per_gate(x) if backend == "per-gate" else self.forward_fused(x)
+        return self.forward_per_gate(x) if backend == PER_GATE else self.forward_fused(x)
 
     def forward_per_gate(self, x: torch.Tensor) -> torch.Tensor:
         """h_T by the equations, one gate at a time (autograd does the backward)."""

@@ -33,7 +33,6 @@ HELD_OUT = 200            # held-out palindromes for finding the carriers
 HELD_OUT_SEED_OFFSET = 7919
 MAX_POINTS = 1000         # time points kept per trace in the JSON
 SATURATED = (0.1, 0.9)
-TRACED_GATES = ("f", "i", "z")   # the gates that keep or write the memory (LSTM: f, i; GRU: z, the share kept)
 SATURATION_CHUNK = 200_000  # sequence steps whose states are held at once
 
 
@@ -93,7 +92,7 @@ def inspect_sequence(model, config: PalindromeConfig, sequence: torch.Tensor, se
         probabilities = model.predict_proba(x)[0]
     keep = np.unique(np.linspace(0, T - 1, min(T, MAX_POINTS)).round().astype(int)).tolist()
     traced = {name: values[0][keep][:, carriers].T.tolist() for name, values in trace.items()
-              if name in (state, *TRACED_GATES)}
+              if name in (state, *REGISTRY[config.model].traced_gates)}
     result = {
         "model": config.model, "trained_input_length": config.input_length,
         "input_length": T, "seed": seed, "sequence_head": sequence[:20].tolist(),
@@ -102,8 +101,9 @@ def inspect_sequence(model, config: PalindromeConfig, sequence: torch.Tensor, se
         "state": state, "num_hidden": config.num_hidden, **held_out,
         "trace": {"t": [k + 1 for k in keep], **traced},
     }
-    if "f" in REGISTRY[config.model].gates:
-        result["forget_gate"] = forget_gate_summary(model, trace["f"][0], carriers)
+    if REGISTRY[config.model].forget_gate:
+        gate, bias = REGISTRY[config.model].forget_gate
+        result["forget_gate"] = forget_gate_summary(getattr(model, bias), trace[gate][0], carriers)
     return result
 
 
@@ -151,10 +151,10 @@ def gate_saturation(model, x: torch.Tensor, gates: tuple[str, ...], state: str) 
     return {gate: {side: (count / total).tolist() for side, count in sides.items()} for gate, sides in counts.items()}
 
 
-def forget_gate_summary(model, forget: torch.Tensor, carriers: list[int]) -> dict:
+def forget_gate_summary(bias: torch.Tensor, forget: torch.Tensor, carriers: list[int]) -> dict:
     """The forget gates after training (σ(b_f) at zero input and state, and their mean along the sequence):
     all units, and the carriers. A carrier that keeps f_t ≈ 1 keeps its cell for ~1 / (1 − f) steps."""
-    at_rest = torch.sigmoid(model.b_f.detach())
+    at_rest = torch.sigmoid(bias.detach())
     along = forget.mean(0)
     return {"sigmoid_b_f_median": round(float(at_rest.median()), 4),
             "sigmoid_b_f_carriers": [round(float(at_rest[u]), 6) for u in carriers],
@@ -167,7 +167,7 @@ def draw(result: dict, out) -> None:
     """The figure: traces of the carriers, decodability over t, and gate saturation."""
     plt = pyplot()
     spec = REGISTRY[result["model"]]
-    panels = [result["state"]] + [g for g in TRACED_GATES if g in spec.gates]
+    panels = [result["state"], *spec.traced_gates]
     fig, axes = plt.subplots(1, len(panels) + 2, figsize=(4.2 * (len(panels) + 2), 3.6))
     t = result["trace"]["t"]
     names = {"c": "cell state c_t", "f": "forget gate f_t", "i": "input gate i_t", "h": "hidden state h_t",

@@ -95,9 +95,9 @@ class LSTM(RecurrentClassifier):
         return W_x, W_h, b
 
     def final_state(self, x: torch.Tensor, backend: str) -> torch.Tensor:
-        if backend == "per-gate":
+        if backend == backends.PER_GATE:
             return self.forward_per_gate(x)
-        if backend == "compiled":
+        if backend == backends.COMPILED:
             return backends.compiled_lstm(x, *self.fused_weights(), segment=self.bptt_segment)
         return self.forward_fused(x)
 

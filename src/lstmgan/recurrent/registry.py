@@ -22,7 +22,7 @@ from torch import nn
 from ..config import COUNT, POSITIVE, POSITIVE_INT, Rule, named_option, one_of
 from ..registry import Registry
 from . import flops
-from .backends import IMPLEMENTATIONS
+from .backends import COMPILED, EAGER, IMPLEMENTATIONS, PER_GATE
 from .flops import StepFlops
 from .gru import GRU
 from .lru import LRU, check_ring
@@ -42,7 +42,9 @@ class ModelSpec:
     `check(config)`: an error message for option values the model cannot take, else None.
     `from_torch(module, head)`: the model from torch's own module of the same recurrence, if there is one.
     What `palindrome inspect` can show: `memory_state`, the name of the state that carries the digit in
-    `model.states(x)` (None: the model has no states to show), and `gates`, its gates there.
+    `model.states(x)` (None: the model has no states to show), `gates`, its gates there, `traced_gates`, those
+    drawn beside the state (the ones that keep or write the memory), and `forget_gate`, (the gate, the model's
+    bias parameter of it) for a forget-gate summary, if the model has one.
     `segment_option`: the option that sets checkpointed BPTT, if the model can be segmented.
     `parameter_groups(model, config)`: optimizer groups with their own learning-rate factor, if any.
     `flops(config)`: the training FLOPs of one step (forward and backward, the config's batch and T) as a
@@ -53,18 +55,21 @@ class ModelSpec:
     title: str
     build: Callable[[Any], nn.Module]
     options: tuple[Field, ...] = ()
-    backends: tuple[str, ...] = ("eager",)
+    backends: tuple[str, ...] = (EAGER,)
     from_torch: Callable[..., nn.Module] | None = None
     check: Callable[[Any], str | None] | None = None
     memory_state: str | None = None
     gates: tuple[str, ...] = ()
+    traced_gates: tuple[str, ...] = ()
+    in_seed_study: bool = False     # one of the models the seed's study compares (`palindrome sweep`'s default)
+    forget_gate: tuple[str, str] | None = None
     segment_option: str | None = None
     parameter_groups: Callable[[nn.Module, Any], list[dict]] | None = None
     flops: Callable[[Any], StepFlops] = field(kw_only=True)     # required: every model states its cost
 
     @property
     def has_kernel(self) -> bool:
-        return "compiled" in self.backends
+        return COMPILED in self.backends
 
     @property
     def option_names(self) -> tuple[str, ...]:
@@ -82,6 +87,11 @@ def register_model(spec: ModelSpec) -> ModelSpec:
 
 def model_names() -> tuple[str, ...]:
     return REGISTRY.names()
+
+
+def seed_study_models() -> list[str]:
+    """The models the seed's study compares: what `palindrome sweep` trains unless told otherwise."""
+    return [spec.name for spec in REGISTRY.values() if spec.in_seed_study]
 
 
 def model_spec(name: str) -> ModelSpec:
@@ -224,18 +234,19 @@ def _lstm(c) -> LSTM:
 
 
 register_model(ModelSpec("lstm", "LSTM", _lstm, (FORGET_BIAS, BPTT_SEGMENT), IMPLEMENTATIONS, LSTM.from_torch,
-                         memory_state="c", gates=("i", "f", "o"), segment_option="bptt_segment", flops=flops.lstm))
+                         memory_state="c", gates=("i", "f", "o"), traced_gates=("f", "i"), forget_gate=("f", "b_f"),
+                         segment_option="bptt_segment", in_seed_study=True, flops=flops.lstm))
 register_model(ModelSpec("rnn", "RNN", lambda c: VanillaRNN(c.input_dim, c.num_hidden, c.num_classes, c.backend),
                          (), IMPLEMENTATIONS, VanillaRNN.from_torch, memory_state="h",
-                         flops=flops.rnn))
+                         in_seed_study=True, flops=flops.rnn))
 def _gru(c) -> GRU:
     init = forget_bias_init(c)          # on the update gate z, the share of the old state kept
     return GRU(c.input_dim, c.num_hidden, c.num_classes, c.backend, update_bias=init["forget_bias"],
                chrono_tmax=init["chrono_tmax"])
 
 
-register_model(ModelSpec("gru", "GRU", _gru, (FORGET_BIAS,), ("eager", "per-gate"), GRU.from_torch,
-                         memory_state="h", gates=("r", "z"), flops=flops.gru))
+register_model(ModelSpec("gru", "GRU", _gru, (FORGET_BIAS,), (EAGER, PER_GATE), GRU.from_torch,
+                         memory_state="h", gates=("r", "z"), traced_gates=("z",), flops=flops.gru))
 register_model(ModelSpec("transformer", "Transformer", lambda c: Transformer(
     c.input_dim, c.num_hidden, c.num_classes, c.num_layers, c.num_heads, c.position, c.attention, c.position_range),
     (NUM_LAYERS, NUM_HEADS, POSITION, ATTENTION, POSITION_RANGE), check=_transformer_check,

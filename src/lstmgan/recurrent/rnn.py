@@ -27,9 +27,9 @@ class VanillaRNN(RecurrentClassifier):
         self.reset_parameters()
 
     def final_state(self, x: torch.Tensor, backend: str) -> torch.Tensor:
-        if backend == "per-gate":
+        if backend == backends.PER_GATE:
             return self.forward_per_step(x)
-        if backend == "compiled":
+        if backend == backends.COMPILED:
             return backends.compiled_rnn(x, self.W_hx, self.W_hh, self.b_h)
         return self.forward_fused(x)
 

@@ -44,7 +44,7 @@ def train(config: PalindromeConfig | dict, out, resume: bool = False, progress: 
         state.load_state_dict(checkpoint)
     elif initial:
         model.load_state_dict(initial)
-    segment = config.resolved_bptt_segment() if backend == "compiled" else None
+    segment = config.resolved_bptt_segment() if backend == backends.COMPILED else None
     run.start(config, resolved_device=str(device), resolved_backend=backend, resolved_bptt_segment=segment,
               train_size=len(train_set), test_size=len(test_set))
     if config.tensorboard:
