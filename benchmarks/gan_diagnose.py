@@ -23,7 +23,8 @@ import torch
 
 from lstmgan.gan.architectures import build_discriminator, build_generator
 from lstmgan.gan.classifier import to_unit_range
-from lstmgan.gan.evaluate import Scorer, TrainingSplit, labels_at_shares
+from lstmgan.gan.evaluate import TrainingSplit
+from lstmgan.gan.metrics import Scorer, labels_at_shares
 from lstmgan.gan.models import generate, saved_config
 from lstmgan.loading import load_checkpoint
 from lstmgan.seeding import Stream, random_stream

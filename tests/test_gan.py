@@ -195,7 +195,7 @@ def test_discriminator_dropout_is_an_option_off_by_default(tmp_path):
 
 
 def test_best_checkpoint_is_the_lowest_fid_evaluation(tmp_path, monkeypatch):
-    from lstmgan.gan.evaluate import Scorer
+    from lstmgan.gan.metrics import Scorer
 
     scripted = iter([50.0, 30.0, 40.0, 60.0, 60.0])            # FID per epoch (best: epoch 2), then the final
     monkeypatch.setattr(Scorer, "score_generator", lambda *a: {"fid": next(scripted)})

@@ -8,7 +8,8 @@ import torch
 
 from lstmgan.gan import GANConfig, mnist
 from lstmgan.gan.config import config_class_for
-from lstmgan.gan.evaluate import Scorer, TrainingSplit, evaluate_checkpoint, labels_at_shares
+from lstmgan.gan.evaluate import TrainingSplit, evaluate_checkpoint
+from lstmgan.gan.metrics import Scorer, labels_at_shares
 from lstmgan.gan.models import saved_config
 from lstmgan.gan.train import noise_batch, train
 from lstmgan.loading import load_checkpoint

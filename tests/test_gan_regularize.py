@@ -9,9 +9,9 @@ from torch.nn.utils import parametrize
 
 from lstmgan.gan import conv, mlp
 from lstmgan.gan.augment import cut_out, diff_augment, translate_images
+from lstmgan.gan.clusters import centroid_mismatch
 from lstmgan.gan.regularize import (
     apply_spectral_norm,
-    centroid_mismatch,
     has_own_layers,
     hinge_d_loss,
     hinge_g_loss,

@@ -5,8 +5,13 @@ import json
 import pytest
 import torch
 from PIL import Image
+from torch import nn
 
-from lstmgan.recurrent.inspection import explained_variance
+from lstmgan.recurrent import REGISTRY, ModelSpec, register_model
+from lstmgan.recurrent.base import RecurrentClassifier, as_sequence
+from lstmgan.recurrent.flops import StepFlops
+from lstmgan.recurrent.inspection import draw, explained_variance, inspect_sequence
+from lstmgan.recurrent.palindrome import random_palindromes
 from lstmgan.recurrent.train import PalindromeConfig, train
 
 from conftest import cli
@@ -101,3 +106,55 @@ def test_inspect_draws_what_the_models_registry_entry_says(trained, tmp_path, mo
     bias = torch.load(trained / "lstm" / "checkpoints" / "last.pt", weights_only=True)["model"]["b_i"]
     assert result["forget_gate"]["sigmoid_b_f_median"] == pytest.approx(float(torch.sigmoid(bias).median()),
                                                                         abs=1e-4)
+
+
+class Leaky(RecurrentClassifier):
+    """A toy gated memory with names of its own: m_t = k_t ⊙ m_{t-1} + (1 − k_t) ⊙ tanh(W_w x_t),
+    k_t = σ(W_k x_t + b_keep)."""
+
+    has_kernel = False
+
+    def __init__(self, input_dim, num_hidden, num_classes):
+        super().__init__(input_dim, num_hidden, num_classes, "auto")
+        self.W_k, self.W_w = (nn.Parameter(torch.empty(num_hidden, input_dim)) for _ in range(2))
+        self.b_keep = nn.Parameter(torch.empty(num_hidden))
+        self.reset_parameters()
+
+    def run(self, x):
+        x = as_sequence(x, self.input_dim)
+        k = torch.sigmoid(x @ self.W_k.T + self.b_keep)
+        w, m, ms = torch.tanh(x @ self.W_w.T), x.new_zeros(x.shape[0], self.num_hidden), []
+        for t in range(x.shape[1]):
+            m = k[:, t] * m + (1 - k[:, t]) * w[:, t]
+            ms.append(m)
+        return {"m": torch.stack(ms, 1), "k": k, "w": w}
+
+    @torch.no_grad()
+    def states(self, x, steps=None):
+        every = self.run(x)
+        return every if steps is None else {name: v[:, list(steps)] for name, v in every.items()}
+
+    def final_state(self, x, backend):
+        return self.run(x)["m"][:, -1]
+
+
+@pytest.fixture
+def leaky_model():
+    spec = register_model(ModelSpec("leaky", "Leaky", lambda c: Leaky(c.input_dim, c.num_hidden, c.num_classes),
+                                    memory_state="m", gates=("k",), traced_gates=("k",), forget_gate=("k", "b_keep"),
+                                    flops=lambda c: StepFlops(products=0)))
+    yield spec
+    del REGISTRY["leaky"]
+
+
+def test_a_model_registered_in_a_test_is_inspected_by_its_entry(leaky_model, tmp_path):
+    """The state, the traced gates and the forget bias are the ones the entry names, whatever they are called."""
+    config = PalindromeConfig(model="leaky", input_length=6, input_dim=10, num_hidden=8, device="cpu")
+    torch.manual_seed(0)
+    model = leaky_model.build(config)
+    result = inspect_sequence(model, config, random_palindromes(1, 6, 10, seed=0)[0])
+    assert result["state"] == "m" and set(result["trace"]) == {"t", "m", "k"} and set(result["saturation"]) == {"k"}
+    assert result["forget_gate"]["sigmoid_b_f_median"] == pytest.approx(
+        float(torch.sigmoid(model.b_keep.detach()).median()), abs=1e-4)
+    draw(result, tmp_path / "fig.png")
+    assert (tmp_path / "fig.png").exists()

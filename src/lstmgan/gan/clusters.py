@@ -5,10 +5,14 @@ CVPR 2020) trains G and D conditioned on cluster indices of the real images and 
 the cluster itself, with the clusters' frequencies in the data. The data's mixture of digits
 and styles is then fixed by that prior instead of drifting with the GAN's dynamics, which is
 how an unconditional GAN loses modes. Here the clusters are computed once, before training,
-on raw pixels (the paper re-clusters D's features during training).
+on raw pixels (the paper re-clusters D's features during training). The cluster check of a
+generator (`centroid_mismatch`: how often G(z, c) lands nearest another cluster's centroid)
+lives here too.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import torch
 
@@ -71,3 +75,30 @@ def pixel_clusters(images: torch.Tensor, k: int, seed: int = 0) -> torch.Tensor:
 def pixel_centroids(images: torch.Tensor, k: int, seed: int = 0) -> torch.Tensor:
     """The centroids [k, 784] (pixels in [0, 1]) of the same k-means, so centroid c is training's pseudo-class c."""
     return pixel_kmeans(images, k, seed)[1]
+
+
+# ---------------------------------------------------------------- the cluster check of a generator
+
+class CentroidMismatch(NamedTuple):
+    share: float                  # samples nearest a centroid other than the one requested, of all
+    requested: torch.Tensor       # [K] samples asked for per cluster
+    mismatched: torch.Tensor      # [K] of those, nearest another centroid
+    confusion: torch.Tensor       # [K, K] counts: requested cluster (row) × nearest centroid (column)
+
+
+def centroid_mismatch(images: torch.Tensor, clusters_requested: torch.Tensor,
+                      centroids: torch.Tensor) -> CentroidMismatch:
+    """How often a cluster-conditioned G's image for cluster c lies nearest (Euclidean, in pixel space) a
+    centroid other than c's.
+
+    `images` [N, 1, 28, 28] (or [N, 784]) in [-1, 1], as G draws them; `clusters_requested` [N] the cluster
+    each was drawn for (`G.cluster_of(z)`); `centroids` [K, 784] in [0, 1] (`clusters.pixel_centroids`). Distances
+    are computed on the CPU in float64.
+    """
+    points = (images.detach().reshape(len(images), -1).cpu().double() + 1) / 2    # [-1, 1] -> k-means's pixel/255
+    found = nearest(points, centroids.detach().cpu().double())[0]
+    k, asked = len(centroids), clusters_requested.detach().cpu().long()
+    confusion = torch.bincount(asked * k + found, minlength=k * k).view(k, k)     # row-major (requested, found)
+    requested = confusion.sum(1)
+    mismatched = requested - confusion.diagonal()
+    return CentroidMismatch(float(mismatched.sum()) / max(1, len(images)), requested, mismatched, confusion)

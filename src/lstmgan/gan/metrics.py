@@ -8,12 +8,18 @@
   falls inside the k-NN ball (k = 3) of some real sample; a real sample is "recalled"
   if it falls inside the k-NN ball of some generated sample.
 * For a conditional model, the fraction of samples classified as the requested digit.
-* Nearest distances (the memorisation check of evaluate.py).
+* Nearest distances (the memorisation check).
+
+Each metric is named once, in the table METRICS. The one `Scorer` applies them: training's
+evaluations and `gan evaluate` (evaluate.py, which also documents the protocol: reference, floor,
+copy rate) both call it, so the reference's features are computed once and every score is
+computed the same way.
 """
 
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Callable
@@ -21,8 +27,12 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from ..errors import UsageError
+from ..seeding import Stream, random_stream
 from . import mnist
-from .classifier import to_unit_range
+from .classifier import load_classifier, to_unit_range
+from .clusters import centroid_mismatch
+from .models import generate
 
 
 @torch.no_grad()
@@ -123,7 +133,7 @@ def per_class_precision_recall(real_features, real_labels, fake_features, fake_l
 class Sample:
     """One scored image set, as the metrics read it: its classifier features and class probabilities, the digits
     asked for (None: an unconditional generator), and the real reference it is scored against (anything with
-    `real_features`, `real_labels` and `real_gaussian`: evaluate.Scorer). What several metrics share (the class
+    `real_features`, `real_labels` and `real_gaussian`: a Scorer). What several metrics share (the class
     histogram, precision/recall) is computed once, when first read."""
 
     reference: Any
@@ -189,3 +199,180 @@ def sample_metrics(clustered: bool = False) -> list[str]:
     """The metrics an evaluation of samples logs (metrics.csv): every one computed from the samples (the
     conditional ones blank for an unconditional run), and the cluster check for a cluster-conditioned run."""
     return [m.name for m in METRICS if m.compute is not None or (clustered and m.needs == "centroids")]
+
+
+# ------------------------------------------------------------------ the one scorer
+
+FLOOR_DRAWS = 10          # real-vs-real draws behind the floor and its noise band
+BAND_SDS = 3              # the band is the floor's mean ± 3 standard deviations over those draws
+COPY_QUANTILE = 0.01      # a sample "copies" when it is nearer its training neighbour than 99% of test images
+
+
+def labels_at_shares(reference_labels: torch.Tensor, n: int) -> torch.Tensor:
+    """n digit labels, grouped 0, 0, ..., 9, at the shares of `reference_labels` (counts sum to n)."""
+    counts = mnist.class_counts(torch.bincount(reference_labels.cpu(), minlength=mnist.NUM_CLASSES), n)
+    return torch.arange(len(counts)).repeat_interleave(counts)
+
+
+class CopyCheck:
+    """Nearest-training-image distances in feature space, and the test set's 1% threshold."""
+
+    def __init__(self, train_features: torch.Tensor, test_features: torch.Tensor):
+        self.train_features = train_features
+        test_distances = nearest_distances(test_features, train_features)
+        self.threshold = float(torch.quantile(test_distances.double(), COPY_QUANTILE))
+        self.test_rate = self.share_below(test_distances)
+
+    def share_below(self, distances: torch.Tensor) -> float:
+        return (distances < self.threshold).double().mean().item()
+
+    def rate(self, features: torch.Tensor) -> float:
+        return self.share_below(nearest_distances(features, self.train_features))
+
+
+class Scorer:
+    """The one scorer of Part II: training's evaluations, `gan evaluate` and (through training) the sweeps.
+
+    Scores image sets against `reference` (real images: the test set, or a run's validation split) on the
+    features of the fixed classifier, with every metric of the table (metrics.METRICS), the floor drawn
+    from `pool` (the training part) and, when `test` is given, the copy rate against `pool`. The
+    reference's features and statistics are computed once."""
+
+    def __init__(self, dataset: str, reference: mnist.ImageSet, pool: mnist.ImageSet,
+                 test: mnist.ImageSet | None = None, device="cpu", reference_name: str = "test"):
+        self.classifier, self.meta = load_classifier(dataset, device)
+        self.dataset = dataset
+        self.real = reference
+        self.real_features, _ = classify(self.classifier, reference.images)
+        self.real_labels = reference.labels.to(self.real_features.device)
+        self.real_gaussian = gaussian(self.real_features)
+        self.reference_name = reference_name
+        self.pool = pool
+        self._pool_features = torch.zeros(len(pool), self.real_features.shape[1], device=self.real_features.device)
+        self._pool_probs: dict[int, torch.Tensor] = {}
+        self._known = torch.zeros(len(pool), dtype=torch.bool)
+        self._test = test
+        self._copy: CopyCheck | None = None
+
+    @property
+    def reference_labels(self) -> torch.Tensor:
+        return self.real_labels
+
+    @torch.no_grad()
+    def pool_features(self, index: torch.Tensor) -> torch.Tensor:
+        """Features of pool images, classified once each and only when first asked for."""
+        missing = index[~self._known[index]].unique()
+        if len(missing):
+            self._pool_features[missing.to(self._pool_features.device)] = classify(
+                self.classifier, self.pool.images[missing])[0]
+            self._known[missing] = True
+        return self._pool_features[index.to(self._pool_features.device)]
+
+    def copy_check(self) -> CopyCheck | None:
+        if self._copy is None and self._test is not None:
+            test = self._test
+            test_features = (self.real_features if test is self.real
+                             else classify(self.classifier, test.images)[0])
+            self._copy = CopyCheck(self.pool_features(torch.arange(len(self.pool))), test_features)
+        return self._copy
+
+    def labels_for(self, n: int) -> torch.Tensor:
+        """The digits a conditional generator is asked for: the reference's shares."""
+        return labels_at_shares(self.reference_labels, n)
+
+    def floor_index(self, n: int, labels: torch.Tensor | None, seed: int, draw: int) -> torch.Tensor:
+        """Pool images of one real-vs-real draw: the labels' digit counts, or n at random without labels."""
+        rng = random_stream(seed, Stream.REAL_REFERENCE, draw)
+        if labels is None:
+            if n > len(self.pool):
+                raise UsageError(f"--n {n}: the floor needs as many real training images, and there are "
+                                 f"{len(self.pool)}")
+            return torch.randperm(len(self.pool), generator=rng)[:n]
+        chosen = []
+        for digit, count in enumerate(torch.bincount(labels.cpu(), minlength=mnist.NUM_CLASSES).tolist()):
+            members = (self.pool.labels == digit).nonzero().squeeze(1)
+            if count > len(members):
+                raise UsageError(f"--n: the floor needs {count} real training images of class {digit}, and "
+                                 f"there are {len(members)}")
+            chosen.append(members[torch.randperm(len(members), generator=rng)[:count]])
+        return torch.cat(chosen)
+
+    @torch.no_grad()
+    def floor(self, n: int, labels: torch.Tensor | None, seed: int = 0) -> dict:
+        """The real-data floor of FID for n images at `labels`' shares, and its noise band."""
+        fids = [self.fid_of(self.pool_features(self.floor_index(n, labels, seed, draw)))
+                for draw in range(FLOOR_DRAWS)]
+        mean, sd = statistics.fmean(fids), statistics.stdev(fids)
+        return {"fid_floor": mean, "fid_floor_sd": sd, "fid_floor_draws": fids,
+                "fid_ratio_band": [(mean - BAND_SDS * sd) / mean, (mean + BAND_SDS * sd) / mean]}
+
+    @torch.no_grad()
+    def floor_metrics(self, n: int, labels: torch.Tensor | None, seed: int = 0) -> dict:
+        """Every metric of the floor's first draw (precision, recall, ...), as a generator's are reported."""
+        index = self.floor_index(n, labels, seed, 0)
+        probs = torch.softmax(self.classifier.head(self.pool_features(index)), dim=1)
+        return self.score_features(self.pool_features(index), probs, labels)
+
+    def score_features(self, features: torch.Tensor, probs: torch.Tensor, labels: torch.Tensor | None = None,
+                       k: int = 3) -> dict:
+        """Every metric of the table that the samples decide, for images already through the classifier
+        (`classify`), with the class histogram and, for a conditional generator, each digit's precision and
+        recall."""
+        sample = Sample(self, features, probs, labels, k)
+        conditional = labels is not None
+        result = {m.name: m.compute(sample) for m in METRICS
+                  if m.compute is not None and m.applies(conditional, clustered=False)}
+        result["class_histogram"] = sample.histogram
+        if conditional:
+            result["per_class_precision"], result["per_class_recall"] = sample.per_class
+        return result
+
+    def fid_of(self, features: torch.Tensor) -> float:
+        return frechet_distance(*self.real_gaussian, *gaussian(features))
+
+    @torch.no_grad()
+    def score_generator(self, G, n: int, seed: int, centroids: torch.Tensor | None = None) -> dict:
+        """Training's evaluation of G: n samples from the evaluation noise (a conditional G asked for the
+        reference's shares), without floor or copy check; with the `centroids` of a cluster-conditioned run
+        also cluster_mismatch, the share of samples G drew for cluster c that lie nearest another centroid."""
+        images, labels = generator_samples(G, self, n, seed)
+        scores = self.score(images, labels, seed, with_floor=False, with_copies=False)
+        if centroids is not None:
+            scores["cluster_mismatch"] = cluster_mismatch(G, images, seed, centroids).share
+        return scores
+
+    @torch.no_grad()
+    def score(self, images: torch.Tensor, labels: torch.Tensor | None = None, seed: int = 0,
+              with_floor: bool = True, with_copies: bool = True) -> dict:
+        """Every metric of `images` (uint8 [N, 28, 28] or float in [-1, 1]; `labels`: the digits asked for),
+        with the floor, the ratio and its band, and the copy rate."""
+        features, probs = classify(self.classifier, images)
+        result = self.score_features(features, probs, labels)
+        result["reference"] = {"set": self.reference_name, "size": len(self.real)}
+        if with_floor:
+            floor = self.floor(len(images), labels, seed)
+            result.update(floor, fid_ratio=result["fid"] / floor["fid_floor"])
+        copies = self.copy_check() if with_copies else None
+        if copies is not None:
+            result.update(copy_rate=copies.rate(features), copy_rate_test=copies.test_rate,
+                          copy_threshold=copies.threshold)
+        return result
+
+
+def evaluation_noise(latent_dim: int, n: int, seed: int) -> torch.Tensor:
+    """The z [n, latent_dim] behind every scored sample set (CPU)."""
+    return torch.randn(n, latent_dim, generator=random_stream(seed, Stream.EVALUATION))
+
+
+def generator_samples(G, scorer: Scorer, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """n samples of G from the evaluation noise stream; a conditional G is asked for the reference's shares."""
+    z = evaluation_noise(G.latent_dim, n, seed)
+    labels = scorer.labels_for(n) if G.conditional else None
+    return generate(G, z, labels), labels
+
+
+def cluster_mismatch(G, images: torch.Tensor, seed: int, centroids: torch.Tensor):
+    """For a cluster-conditioned G and its samples `images` (drawn from `evaluation_noise`, in order): how
+    often G(z, c) lies nearest a pixel k-means centroid other than c's (a `clusters.CentroidMismatch`)."""
+    z = evaluation_noise(G.latent_dim, len(images), seed)
+    return centroid_mismatch(images, G.cluster_of(z.to(G.cluster_sizes.device)), centroids)

@@ -1,5 +1,4 @@
-"""Building blocks for regularised GAN training: R1, spectral norm, the hinge loss, and a check of
-cluster-conditioned generators.
+"""Building blocks for regularised GAN training: R1, spectral norm and the hinge loss.
 
 R1            Mescheder et al. 2018, "Which Training Methods for GANs do actually Converge?": penalise
               D's gradient on real images, γ/2 · E_x ‖∇_x D(x)‖², with D(x) the logit. Lazily (StyleGAN2,
@@ -8,7 +7,6 @@ Spectral norm Miyato et al. 2018; every weight of D divided by an estimate of it
               (one power iteration per forward pass in training mode). With the projection discriminator
               (Miyato & Koyama 2018) the class embedding is normalised too, as in their code.
 Hinge loss    D: E[max(0, 1 − D(x))] + E[max(0, 1 + D(G(z)))]; G: −E[D(G(z))] (SNGAN's pairing with spectral norm).
-Centroid mismatch  how often G(z, c) lands nearest a pixel-k-means centroid other than c.
 
 All losses take D's logits (the pre-sigmoid output every discriminator here returns from `forward`),
 never `probability`.
@@ -16,15 +14,11 @@ never `probability`.
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm
-
-from .clusters import nearest
 
 SPECTRAL_LAYERS = (nn.Linear, nn.Conv2d, nn.ConvTranspose2d, nn.Embedding)    # what spectral norm wraps in D
 
@@ -129,30 +123,3 @@ def hinge_d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.
 def hinge_g_loss(fake_logits: torch.Tensor) -> torch.Tensor:
     """G's hinge loss on D's logits for generated images: −E[D(G(z))]."""
     return -fake_logits.mean()
-
-
-# ---------------------------------------------------------------- cluster-conditioned generators
-
-class CentroidMismatch(NamedTuple):
-    share: float                  # samples nearest a centroid other than the one requested, of all
-    requested: torch.Tensor       # [K] samples asked for per cluster
-    mismatched: torch.Tensor      # [K] of those, nearest another centroid
-    confusion: torch.Tensor       # [K, K] counts: requested cluster (row) × nearest centroid (column)
-
-
-def centroid_mismatch(images: torch.Tensor, clusters_requested: torch.Tensor,
-                      centroids: torch.Tensor) -> CentroidMismatch:
-    """How often a cluster-conditioned G's image for cluster c lies nearest (Euclidean, in pixel space) a
-    centroid other than c's.
-
-    `images` [N, 1, 28, 28] (or [N, 784]) in [-1, 1], as G draws them; `clusters_requested` [N] the cluster
-    each was drawn for (`G.cluster_of(z)`); `centroids` [K, 784] in [0, 1] (`clusters.pixel_centroids`). Distances
-    are computed on the CPU in float64.
-    """
-    points = (images.detach().reshape(len(images), -1).cpu().double() + 1) / 2    # [-1, 1] -> k-means's pixel/255
-    found = nearest(points, centroids.detach().cpu().double())[0]
-    k, asked = len(centroids), clusters_requested.detach().cpu().long()
-    confusion = torch.bincount(asked * k + found, minlength=k * k).view(k, k)     # row-major (requested, found)
-    requested = confusion.sum(1)
-    mismatched = requested - confusion.diagonal()
-    return CentroidMismatch(float(mismatched.sum()) / max(1, len(images)), requested, mismatched, confusion)

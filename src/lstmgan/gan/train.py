@@ -332,14 +332,14 @@ def validation_scorer(config: GANConfig, validation, train_part, device):
     training part (None when there are none)."""
     if not config.eval_interval:
         return None
-    from .evaluate import Scorer
+    from .metrics import Scorer
 
     return Scorer(config.dataset, validation, train_part, None, device, reference_name="val")
 
 
 def cluster_mismatch_of(G, n: int, seed: int, centroids: torch.Tensor) -> float:
     """The cluster check of n samples from the evaluation noise stream, without a quality scorer."""
-    from .evaluate import cluster_mismatch, evaluation_noise
+    from .metrics import cluster_mismatch, evaluation_noise
 
     return cluster_mismatch(G, generate(G, evaluation_noise(G.latent_dim, n, seed)), seed, centroids).share
 

@@ -61,8 +61,8 @@ class ModelSpec:
     memory_state: str | None = None
     gates: tuple[str, ...] = ()
     traced_gates: tuple[str, ...] = ()
-    in_seed_study: bool = False     # one of the models the seed's study compares (`palindrome sweep`'s default)
     forget_gate: tuple[str, str] | None = None
+    in_seed_study: bool = False     # one of the models the seed's study compares (`palindrome sweep`'s default)
     segment_option: str | None = None
     parameter_groups: Callable[[nn.Module, Any], list[dict]] | None = None
     flops: Callable[[Any], StepFlops] = field(kw_only=True)     # required: every model states its cost
