@@ -135,9 +135,9 @@ def interrupt_second_seed(monkeypatch):
             stopped.append(True)
             raise Killed
 
-    def recording_train(config, run_dir, resume=False, progress=True):
+    def recording_train(config, run_dir, resume=False, progress=True, **kwargs):
         calls.append((Path(run_dir).name, resume))
-        return palindrome_study.train(config, run_dir, resume=resume, progress=progress)
+        return palindrome_study.train(config, run_dir, resume=resume, progress=progress, **kwargs)
 
     monkeypatch.setattr(training.Session, "save", save)
     monkeypatch.setattr(palindrome_study.PalindromeCell, "train", staticmethod(recording_train))

@@ -104,6 +104,9 @@ def add_training_flags(parser, config_class, part: str) -> list[str]:
     flag(parser, "print-config", action="store_true", help="print the resolved config and exit, writing nothing")
     flag(parser, "out", help=f"run directory (default: runs/{part}-<time>)")
     flag(parser, "resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    flag(parser, "allow-host-change", action="store_true",
+         help="--resume on another thread count, torch build or CPU capability (refused otherwise: the run would "
+              "go on, but not bit-identically); recorded in config.json")
     add_threads(parser)
     flag(parser, "quiet", action="store_true", help="no progress bar")
     parser.set_defaults(config_class=config_class, config_keys=keys)
@@ -146,7 +149,7 @@ def cmd_palindrome_train(args):
     from .recurrent.train import train
 
     summary = train(run_config(args), args.out or default_out("palindrome"), resume=args.resume,
-                    progress=not args.quiet)
+                    progress=not args.quiet, allow_host_change=args.allow_host_change)
     print(f"test accuracy {summary['final_test_accuracy']:.4f} after {summary['epochs']} epochs "
           f"(best {summary['best_test_accuracy']:.4f} at epoch {summary['best_epoch']}); backend "
           f"{summary['backend']}; run saved in {summary['run']}")
@@ -255,7 +258,8 @@ def cmd_build_kernels(args):
 def cmd_gan_train(args):
     from .gan.train import train
 
-    summary = train(run_config(args), args.out or default_out("gan"), resume=args.resume, progress=not args.quiet)
+    summary = train(run_config(args), args.out or default_out("gan"), resume=args.resume, progress=not args.quiet,
+                    allow_host_change=args.allow_host_change)
     print(f"{summary['iterations']} iterations; run saved in {summary['run']}")
 
 

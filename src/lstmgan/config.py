@@ -25,7 +25,8 @@ from .errors import UsageError
 CONFIG_VERSION = 1
 # keys config.json holds beside the options: what the file is, the versions that wrote it, and how it
 # ran (torch's CPU thread count: float sums, and so the last digits of a result, depend on it)
-RECORD_KEYS = ("kind", "config_version", "lstmgan_version", "torch_version", "python_version", "threads")
+RECORD_KEYS = ("kind", "config_version", "lstmgan_version", "torch_version", "python_version", "threads",
+               "cpu_capability", "host_changes")
 
 
 @dataclass(frozen=True)

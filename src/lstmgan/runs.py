@@ -17,6 +17,8 @@ import csv
 import io
 import json
 import platform
+import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +38,13 @@ def atomic_write_text(path: Path, text: str) -> None:
 def environment() -> dict:
     """Versions and execution settings recorded next to every resolved config."""
     return {"lstmgan_version": __version__, "torch_version": torch.__version__,
-            "python_version": platform.python_version(), "threads": torch.get_num_threads()}
+            "python_version": platform.python_version(), "threads": torch.get_num_threads(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+
+
+# What a resumed run must keep to stay bit-identical: float sums depend on the thread count, the torch build and
+# the vector width of the CPU's kernels.
+HOST_KEYS = ("threads", "torch_version", "cpu_capability")
 
 
 def merge_for_resume(saved: dict, given: dict, changeable: set[str]) -> dict:
@@ -65,14 +73,18 @@ def resolve_config(config_class: type[Config], given, run: "Run", resume: bool) 
     return config_class.from_dict(values).validate()
 
 
-def start_run(config_class: type[Config], given, out, resume: bool) -> tuple["Run", Config, dict | None]:
+def start_run(config_class: type[Config], given, out, resume: bool,
+              allow_host_change: bool = False) -> tuple["Run", Config, dict | None]:
     """Check the run directory, resolve the config and read the checkpoint to resume; nothing is written yet.
 
     The checkpoint is None for a new run, and for a run killed before its first checkpoint
-    (which then starts again from the beginning with its saved config).
+    (which then starts again from the beginning with its saved config). A resume on another thread count,
+    torch build or CPU capability is refused unless `allow_host_change`, and then recorded in config.json.
     """
     run = Run(out)
     run.check_can_start(resume)
+    if resume:
+        run.check_host(allow_host_change)
     config = resolve_config(config_class, given, run, resume)
     if getattr(config, "tensorboard", False):
         from .tensorboard import require_tensorboard
@@ -94,6 +106,9 @@ class Run:
         self.config_path = self.path / "config.json"
         self.rows: list[dict] = []
         self.tensorboard = None
+        self.host_changes: list[dict] = []     # resumes on another host setup, allowed and recorded
+        # this piece of the run starts now: its setup (data, models) counts in its cost, as training does
+        self.wall_started, self.cpu_started = time.perf_counter(), time.process_time()
 
     def check_can_start(self, resume: bool) -> None:
         """Refuse (UsageError) a new run into a non-empty directory, or a resume with nothing to resume."""
@@ -116,6 +131,25 @@ class Run:
             raise UsageError(f"--resume: {self.config_path} is not readable") from None
         return {k: v for k, v in saved.items() if k not in RECORD_KEYS and k not in config_class.derived_keys}
 
+    def check_host(self, allow_change: bool) -> None:
+        """Compare this process's HOST_KEYS with those config.json recorded; a difference is refused with one line,
+        or (allowed) kept in `host_changes` for config.json."""
+        try:
+            saved = json.loads(self.config_path.read_text())
+        except (OSError, ValueError):
+            return                      # nothing recorded yet: a run killed before it wrote config.json
+        now = environment()
+        changed = {k: [saved[k], now[k]] for k in HOST_KEYS if k in saved and saved[k] != now[k]}
+        self.host_changes = list(saved.get("host_changes", []))
+        if not changed:
+            return
+        what = ", ".join(f"{k} {old} -> {new}" for k, (old, new) in changed.items())
+        if not allow_change:
+            raise UsageError(f"--resume: this run was trained with other settings ({what}); it would go on, but "
+                             "not bit-identically: pass --allow-host-change to continue (recorded in config.json)")
+        self.host_changes.append({"resumed": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                                  "changed": changed})
+
     def read_resume_checkpoint(self, kind: str) -> dict | None:
         """The validated last.pt (None if the run never reached one), with the metrics rows it carries."""
         state = read_checkpoint(self.last_checkpoint, kind) if self.last_checkpoint.is_file() else None
@@ -124,8 +158,9 @@ class Run:
 
     def start(self, config: Config, **derived) -> None:
         """Write config.json (first, so a run killed at any later instant can be resumed), restore metrics.csv."""
-        atomic_write_text(self.config_path, json.dumps({**config.record(**derived), **environment()}, indent=2)
-                          + "\n")
+        changes = {"host_changes": self.host_changes} if self.host_changes else {}
+        atomic_write_text(self.config_path, json.dumps({**config.record(**derived), **environment(), **changes},
+                                                       indent=2) + "\n")
         self.checkpoints.mkdir(exist_ok=True)
         for stale in self.path.glob("**/.*.tmp"):      # temp files of writes a kill interrupted
             stale.unlink(missing_ok=True)

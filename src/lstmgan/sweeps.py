@@ -65,7 +65,8 @@ def run_one(train: Callable, config: dict, run_dir: str, threads: int | None) ->
         torch.set_num_threads(threads)
     path = Path(run_dir)
     started = path.is_dir() and any(path.iterdir())
-    return train(config, run_dir, resume=started, progress=False)
+    # a sweep or study may resume on another node or machine: allowed, and recorded in the run's config.json
+    return train(config, run_dir, resume=started, progress=False, allow_host_change=True)
 
 
 def sweep(study: Study, grid: dict[str, list], fixed: dict, out, resume: bool = False, engine: str = "local",

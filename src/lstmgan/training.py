@@ -106,8 +106,9 @@ class Session:
         self.bar = tqdm(total=total, initial=state.progress.iteration, desc=description or config.kind,
                         disable=not show, unit="it", dynamic_ncols=True, file=sys.stderr, leave=False)
         self.stop = StopRequest()
-        self.started = time.perf_counter() - state.progress.seconds
-        self.cpu_started = time.process_time() - state.progress.cpu_seconds
+        # the clocks run from the piece's start (Run), on top of what earlier pieces recorded
+        self.started = run.wall_started - state.progress.seconds
+        self.cpu_started = run.cpu_started - state.progress.cpu_seconds
         state.progress.pieces += 1        # this session is one more piece of the run
 
     def __enter__(self) -> "Session":
@@ -117,6 +118,10 @@ class Session:
     def __exit__(self, *exc) -> bool:
         self.bar.close()
         return self.stop.__exit__(*exc)
+
+    def elapsed(self) -> tuple[float, float]:
+        """(wall seconds, process CPU seconds) of the run so far, every piece included."""
+        return time.perf_counter() - self.started, time.process_time() - self.cpu_started
 
     def step_done(self) -> None:
         self.bar.update()
@@ -131,8 +136,7 @@ class Session:
     def save(self, *snapshots: str) -> None:
         """Checkpoint now (never weights that became NaN/Inf: the last good checkpoint stays)."""
         where = self.state.progress
-        where.seconds = time.perf_counter() - self.started
-        where.cpu_seconds = time.process_time() - self.cpu_started
+        where.seconds, where.cpu_seconds = self.elapsed()
         self.state.step_log.check()
         for module in self.state.modules():
             for name, p in module.named_parameters():

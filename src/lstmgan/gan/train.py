@@ -40,10 +40,12 @@ LOSS_COLUMNS = ["d_loss", "g_loss", "d_real", "d_fake"]
 GRID_SIZE = 25                      # a 5 x 5 progress grid; a cGAN's grid is 10 per digit instead
 
 
-def train(config: GANConfig | dict, out, resume: bool = False, progress: bool = True) -> dict:
-    """Train a GAN into run directory `out`; returns a summary (iterations, last losses, last scores)."""
+def train(config: GANConfig | dict, out, resume: bool = False, progress: bool = True,
+          allow_host_change: bool = False) -> dict:
+    """Train a GAN into run directory `out`; returns a summary (iterations, last losses, last scores, what it cost).
+    A resume on another thread count, torch build or CPU capability needs `allow_host_change`."""
     run, config, checkpoint = start_run(config_class_for(saved_run_config(out) if resume else None), config, out,
-                                        resume)
+                                        resume, allow_host_change)
     device = resolve_device(config.device)
     data, validation = mnist.split_off_validation(mnist.load(config.dataset, "train", config.data_dir),
                                                   config.val_size, config.val_split, config.val_seed)
@@ -126,8 +128,17 @@ def train(config: GANConfig | dict, out, resume: bool = False, progress: bool = 
         summary["cluster_mismatch"] = cluster_mismatch_of(sampler(), config.eval_samples, config.seed, centroids)
     run.finish(config, final_scores(run))
     plot_run(run, config.loss)
+    summary["cost"] = cost_record(session, where.pieces, device)
     atomic_write_text(run.path / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def cost_record(session: Session, pieces: int, device) -> dict:
+    """What the run cost up to now, summed over the pieces it ran in, and on what (the last piece's host)."""
+    wall, cpu = session.elapsed()
+    return {"cpu_seconds": round(cpu, 2), "wall_seconds": round(wall, 2), "pieces": pieces,
+            "threads": torch.get_num_threads(), "torch": torch.__version__,
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "device": str(device)}
 
 
 def discriminator_loss(D, real, fake, real_labels=None, fake_labels=None,

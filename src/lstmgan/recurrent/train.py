@@ -24,9 +24,11 @@ from .palindrome import DataSizeWarning, FreshPalindromes, make_palindrome_split
 from .registry import build_model, model_spec, parameter_count
 
 
-def train(config: PalindromeConfig | dict, out, resume: bool = False, progress: bool = True) -> dict:
-    """Train one model on palindromes; writes the run directory `out` and returns its summary."""
-    run, config, checkpoint = start_run(PalindromeConfig, config, out, resume)
+def train(config: PalindromeConfig | dict, out, resume: bool = False, progress: bool = True,
+          allow_host_change: bool = False) -> dict:
+    """Train one model on palindromes; writes the run directory `out` and returns its summary. A resume on another
+    thread count, torch build or CPU capability needs `allow_host_change` (see runs.start_run)."""
+    run, config, checkpoint = start_run(PalindromeConfig, config, out, resume, allow_host_change)
     initial = initial_weights(config) if config.init_from and not checkpoint else None
     device = resolve_device(config.device)
     backend = backends.resolved_name(config.backend, device, has_kernel=model_spec(config.model).has_kernel)
