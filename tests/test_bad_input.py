@@ -144,6 +144,7 @@ CASES = [
     (["gan", "interpolate", "--checkpoint", "{root}/" + G, "--out", "{root}/i.png", "--digit", "3"],
      "--digit needs a conditional generator"),
     (["gan", "evaluate", "--checkpoint", "{root}/" + G, "--n", "0"], "--n must be at least 10"),
+    (["gan", "evaluate", "--checkpoint", "{root}/" + G, "--seeds", "0"], "--seeds must be a positive integer"),
     (["gan", "evaluate", "--checkpoint", "{root}/missing.pt"], "checkpoint not found"),
     (["gan", "export", "--checkpoint", "{root}/" + G, "--out", "{root}/g.bin"], "must end in .safetensors"),
     (["gan", "export", "--checkpoint", "{root}/" + G, "--out", "{root}/notes.txt"], "must end in .safetensors"),

@@ -150,3 +150,19 @@ def test_split_of_scores_on_the_other_runs_split(tmp_path):
 def test_split_of_a_missing_checkpoint_is_one_line_and_exit_2(tmp_path):
     done = cli("gan", "evaluate", "--checkpoint", "pretrained:mnist", "--split-of", tmp_path / "none.pt")
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_evaluate_over_seeds_reports_mean_and_sd_and_never_the_selection_seed(tmp_path, capsys):
+    from lstmgan.cli import main
+
+    data = write_idx_set(write_idx_set(tmp_path / "data", 256), 64, split="test")
+    train(GANConfig(n_epochs=2, batch_size=32, val_size=64, eval_interval=1, eval_samples=40, save_interval=1000,
+                    snapshot_interval=0, seed=1, device="cpu", data_dir=str(data)), tmp_path / "run", progress=False)
+    assert main(["gan", "evaluate", "--checkpoint", str(tmp_path / "run" / "checkpoints" / "best.pt"), "--n", "40",
+                 "--seeds", "5", "--data-dir", str(data), "--no-reference"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    over = result["over_seeds"]
+    assert result["selection_seed"] == 1 and over["seeds"] == [0, 2, 3, 4, 5]     # seed 1 chose best.pt
+    assert over["fid_mean"] == pytest.approx(np.mean(over["fid"])) and over["fid_sd"] > 0
+    assert over["fid_sd"] == pytest.approx(np.std(over["fid"], ddof=1))
+    assert over["fid"][0] == pytest.approx(result["fid"])              # seed 0: the main result's samples

@@ -286,7 +286,7 @@ def cmd_gan_evaluate(args):
 
     result = evaluate_checkpoint(args.checkpoint, args.n, args.seed, args.device, args.data_dir,
                                  reference=not args.no_reference, against=args.against,
-                                 cluster_check=args.cluster_check, split_of=args.split_of)
+                                 cluster_check=args.cluster_check, split_of=args.split_of, seeds=args.seeds)
     print(json.dumps(result, indent=2))
 
 
@@ -435,6 +435,8 @@ def add_gan_commands(parts) -> None:
          help="the reference: the test set, or the generator's validation split (for choosing between recipes)")
     flag(p, "n", type=int, default=10000, help="samples to score")
     flag(p, "seed", type=int, default=0, help="seed of the samples")
+    flag(p, "seeds", type=int, default=1, help="also FID's mean and sd over this many sampling seeds, from --seed "
+                                               "on, never the one that chose the snapshot (its selection seed)")
     add_device(p)
     add_data_dir(p)
     flag(p, "no-reference", action="store_true", help="skip the real-data reference values")

@@ -17,6 +17,8 @@
 from __future__ import annotations
 
 import functools
+import itertools
+import statistics
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -27,7 +29,7 @@ from ..devices import resolve_device
 from ..errors import UsageError
 from ..loading import load_checkpoint
 from . import mnist
-from .metrics import Scorer, cluster_mismatch, generator_samples
+from .metrics import Scorer, classify, cluster_mismatch, generator_samples
 from .models import KIND, saved_config
 
 REFERENCES = ("test", "val")
@@ -77,7 +79,7 @@ def read_samples(path: Path) -> torch.Tensor:
 
 def evaluate_checkpoint(checkpoint, n: int = 10000, seed: int = 0, device: str = "auto", data_dir=None,
                         reference: bool = True, against: str = "test", cluster_check: bool = False,
-                        split_of=None) -> dict:
+                        split_of=None, seeds: int = 1) -> dict:
     """Quality of a generator's n samples against the test set (or its validation split, `against="val"`):
     FID beside the real-data floor at the same shares and size, the ratio, copy rate, ...
 
@@ -88,7 +90,10 @@ def evaluate_checkpoint(checkpoint, n: int = 10000, seed: int = 0, device: str =
     K = 50 on two cores, so only when asked). `split_of`: another generator's checkpoint whose split
     (validation reference, floor pool, copy check) replaces this one's, so that generators trained on
     different splits are scored on one (this one may have trained on part of that validation split).
+    `seeds` > 1: also FID's mean and sd over that many sampling seeds (see `fid_over_seeds`).
     """
+    if not isinstance(seeds, int) or seeds < 1:
+        raise UsageError(f"--seeds must be a positive integer (got {seeds})")
     scored = split_of_run(split_of) if split_of is not None else None
     if str(checkpoint).lower().endswith(".npy"):
         return evaluate_samples_file(Path(checkpoint), seed, device, data_dir, reference, against, scored)
@@ -115,7 +120,31 @@ def evaluate_checkpoint(checkpoint, n: int = 10000, seed: int = 0, device: str =
         config = saved_config(loaded.config)
         centroids = training_centroids(dataset, data_dir, split, config.clusters, config.seed)
         result.update(cluster_report(loaded.model, images, seed, centroids))
+    result["selection_seed"] = selection_seed(loaded.config)
+    if seeds > 1:
+        result["over_seeds"] = fid_over_seeds(loaded.model, scorer, n, reporting_seeds(seed, seeds, result[
+            "selection_seed"]), result.get("fid_floor"))
     return finish(result, scorer, labels, seed, reference)
+
+
+def selection_seed(config: dict) -> int | None:
+    """The sampling seed whose samples chose the run's best.pt (its in-training evaluations use the run's seed),
+    or None for a run that never evaluated in training."""
+    return config.get("seed", 0) if config.get("eval_interval", 0) else None
+
+
+def reporting_seeds(first: int, count: int, selection: int | None) -> list[int]:
+    """`count` sampling seeds from `first` on, never the selection seed (its samples chose the snapshot, so
+    scores on them flatter it)."""
+    return list(itertools.islice((s for s in itertools.count(first) if s != selection), count))
+
+
+def fid_over_seeds(G, scorer, n: int, seeds: list[int], floor: float | None) -> dict:
+    """FID of n samples at each sampling seed: the generator's own sampling spread, and its mean ± sd."""
+    fids = [scorer.fid_of(classify(scorer.classifier, generator_samples(G, scorer, n, s)[0])[0]) for s in seeds]
+    mean, sd = statistics.fmean(fids), statistics.stdev(fids)
+    return {"seeds": seeds, "fid": fids, "fid_mean": mean, "fid_sd": sd,
+            **({"fid_ratio_mean": mean / floor} if floor else {})}
 
 
 def cluster_report(G, images: torch.Tensor, seed: int, centroids: torch.Tensor) -> dict:
