@@ -158,7 +158,8 @@ def test_evaluate_prints_metrics_with_the_real_floor(trained):
     assert result["reference_real_data"]["fid"] < result["fid"]
     low, high = result["fid_ratio_band"]                      # 300 iterations: far from real data
     assert result["fid_ratio"] == pytest.approx(result["fid"] / result["fid_floor"]) and result["fid_ratio"] > high
-    assert 0 <= result["copy_rate"] <= 1 and abs(result["copy_rate_test"] - 0.01) < 0.002
+    assert 0 <= result["copy_rate"] <= 1 and result["copy_calibrated_on"] == "val"     # 1% of validation images
+    assert 0 < result["copy_rate_test"] < 0.02
     assert result["training_split"] == {"how": "stratified", "size": 10000, "seed": 0}
     assert result["classifier"]["test_accuracy"] >= 0.99
 

@@ -1,6 +1,6 @@
-"""D's options in training: R1, spectral norm with the hinge loss, DiffAugment, a two-time-scale rate, and the
-cluster check. Each trains, is recorded in config.json, resumes bit-identically, and is refused where it does not
-apply; off (the defaults), training is what it was."""
+"""D's options in training: R1, spectral norm with the hinge loss, DiffAugment, a two-time-scale rate, D's width
+and steps, G's EMA warm-up and second EMA, and the cluster check. Each trains, is recorded in config.json, resumes
+bit-identically, and is refused where it does not apply; off (the defaults), training is what it was."""
 
 import json
 
@@ -14,12 +14,13 @@ from lstmgan.gan.architectures import REGISTRY, Architecture
 from lstmgan.gan.clusters import pixel_kmeans
 from lstmgan.gan.evaluate import evaluate_checkpoint
 from lstmgan.gan.mnist import load, split_off_validation
-from lstmgan.gan.train import r1_weight, set_learning_rates, train
+from lstmgan.gan.train import ema_decay_at, r1_weight, set_learning_rates, train
 from lstmgan.seeding import Stream, random_stream
 
 from conftest import cli, write_idx_set
 
 NEW_OPTIONS = ("loss", "r1_gamma", "r1_every", "spectral_norm", "diff_augment", "lr_d")
+NEWER_OPTIONS = ("d_steps", "ema_rampup", "ema_slow_decay")       # issue 52 (and conv's d_width)
 OPTIONS = {
     "r1": {"r1_gamma": 0.1, "r1_every": 2},
     "sngan": {"spectral_norm": True, "loss": "hinge", "b1": 0.0, "b2": 0.9, "conditional": True,
@@ -28,6 +29,11 @@ OPTIONS = {
     "lr_d": {"lr_d": 0.0004},
     "all_conv": {"arch": "conv", "g_width": 8, "clusters": 3, "d_projection": True, "spectral_norm": True,
                  "loss": "hinge", "r1_gamma": 1.0, "r1_every": 2, "diff_augment": True, "lr_d": 0.0001},
+    "d_steps": {"d_steps": 2},
+    "d_width": {"arch": "conv", "g_width": 8, "d_width": 8, "d_steps": 3},
+    # the EMA's warm-up and a slower second EMA, scored in an evaluation after the resume (2 epochs of 4)
+    "ema": {"ema_decay": 0.9, "ema_rampup": 0.05, "ema_slow_decay": 0.99, "n_epochs": 2, "val_size": 32,
+            "eval_interval": 1, "eval_samples": 40},
 }
 
 
@@ -66,14 +72,15 @@ def test_each_option_trains_is_recorded_and_resumes_bit_identically(name, data, 
     train(tiny_run(data, **options, max_iterations=3), split, progress=False)     # stopped after D step 3 ...
     train({"max_iterations": 0}, split, resume=True, progress=False)             # ... and continued
     a, b = last(straight), last(split)
-    assert a["progress"]["iteration"] == b["progress"]["iteration"] == 6
+    assert a["progress"]["iteration"] == b["progress"]["iteration"] > 3
     assert same_weights(a, b) and a["rng"].keys() == b["rng"].keys()
+    assert a.keys() == b.keys() and all(same_weights(a, b, (p,)) for p in ("ema", "ema_slow") if p in a)
     assert all(torch.equal(a["rng"][k], b["rng"][k]) for k in a["rng"])
     assert (straight / "metrics.csv").read_text() == (split / "metrics.csv").read_text()
     recorded = json.loads((straight / "config.json").read_text())
     assert {k: recorded[k] for k in options} == options
-    assert all(k in recorded for k in NEW_OPTIONS)
-    if set(options) <= {"r1_gamma", "r1_every", "diff_augment", "lr_d"}:         # the default run's networks:
+    assert all(k in recorded for k in NEW_OPTIONS + NEWER_OPTIONS)
+    if set(options) <= {"r1_gamma", "r1_every", "diff_augment", "lr_d", "d_steps"}:     # the default run's networks:
         assert not same_weights(a, last(default_run), ("discriminator",))        # the option changed D's training
     assert ("augment" in a["rng"]) == bool(options.get("diff_augment"))
     normed = [k for k in a["discriminator"] if k.endswith("parametrizations.weight.original")]
@@ -98,6 +105,35 @@ def test_diff_augment_transforms_real_then_generated_in_ds_step_and_generated_in
     # per iteration: the real batch (no graph), G's images detached, then G's images with their graph
     assert [s[:2] for s in seen] == [(False, False), (False, False), (True, True)] * 2
     assert {s[2] for s in seen} == {random_stream(0, Stream.DIFF_AUGMENT).initial_seed()}   # never the noise's
+
+
+def test_d_steps_step_g_on_every_kth_batch_only(data, tmp_path):
+    train(tiny_run(data, d_steps=3), tmp_path / "k3", progress=False)
+    state = last(tmp_path / "k3")
+    assert state["progress"]["iteration"] == 6                      # an iteration is one D step
+    assert [s["step"] for s in state["optimizer_G"]["state"].values()][0] == 2     # G stepped at 3 and 6
+    assert [s["step"] for s in state["optimizer_D"]["state"].values()][0] == 6
+
+
+def test_the_ema_warm_up_follows_g_early_and_reaches_its_decay():
+    config = GANConfig(batch_size=64, ema_decay=0.999, ema_rampup=0.05)
+    early, late = (ema_decay_at(0.999, config, it) for it in (1, 100_000))
+    assert early < 1e-5 and late == pytest.approx(0.999)           # half-life in images: min(44,300, 5% seen)
+    assert ema_decay_at(0.999, GANConfig(ema_decay=0.999), 1) == 0.999          # off: the decay from the start
+    assert ema_decay_at(0.9999, config, 20_000) > ema_decay_at(0.999, config, 20_000)
+
+
+def test_a_slower_ema_is_scored_beside_in_metrics_csv_and_the_snapshot_stays_the_first(data, tmp_path):
+    ramped, plain = tmp_path / "ramped", tmp_path / "plain"
+    train(tiny_run(data, **OPTIONS["ema"]), ramped, progress=False)
+    train(tiny_run(data, **OPTIONS["ema"] | {"ema_rampup": 0.0}), plain, progress=False)
+    evaluations = [row for row in metrics_rows(plain) if row["fid"]]
+    assert len(evaluations) == 2 and all(float(row["fid_ema_slow"]) > 0 for row in evaluations)
+    assert all(row["fid_ema_slow"] != row["fid"] for row in evaluations)
+    # 8 steps of 16 images: under the warm-up both half-lives are 5% of the images seen, so both EMAs are one
+    assert all(row["fid_ema_slow"] == row["fid"] for row in metrics_rows(ramped) if row["fid"])
+    state = last(plain)
+    assert same_weights({"model": state["model"]}, {"model": state["ema"]}, ("model",))      # what is kept
 
 
 def test_r1_gamma_means_the_papers_gamma_for_either_loss():
@@ -158,7 +194,12 @@ def test_options_are_refused_in_one_line_where_they_do_not_apply(tmp_path, capsy
                         (["--r1-every", "4"], ["--r1-every must be left at its default without --r1-gamma"]),
                         (["--loss", "wasserstein"], ["--loss must be one of bce, hinge"]),
                         (["--lr-d", "-1"], ["--lr-d must be 0 or positive"]),
-                        (["--arch", "borrowed", "--spectral-norm"], ["--spectral-norm", "no layers of its own"])):
+                        (["--arch", "borrowed", "--spectral-norm"], ["--spectral-norm", "no layers of its own"]),
+                        (["--d-steps", "0"], ["--d-steps must be a positive integer"]),
+                        (["--ema-rampup", "0.05"], ["--ema-rampup must be used with --ema-decay"]),
+                        (["--ema-decay", "0.999", "--ema-slow-decay", "0.99"],
+                         ["--ema-slow-decay must be above --ema-decay 0.999"]),
+                        (["--d-width", "32"], ["--d-width"])):
         one_line_refusal(capsys, main(["gan", "train", *args, "--out", str(tmp_path / "bad")]), *words)
     assert not (tmp_path / "bad").exists()
     GANConfig(arch="borrowed").validate()                                        # without spectral norm it runs

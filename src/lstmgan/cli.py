@@ -46,6 +46,19 @@ class HelpFormatter(argparse.HelpFormatter):
         return f"{text} (default: {default})".strip()
 
 
+def add_study(p, cell_module: str, actions: tuple[str, ...]):
+    p.add_argument("action", choices=actions)
+    p.add_argument("plan", metavar="PLAN.toml")
+    flag(p, "engine", choices=ENGINES, default="local", help="run: local processes, or Ray tasks")
+    flag(p, "jobs", type=int, default=1, help="run, --engine local: seeds in parallel (processes)")
+    flag(p, "address", metavar="auto|HOST:PORT", help="run, --engine ray: join this Ray cluster")
+    flag(p, "max-retries", type=int, default=3, help="run, --engine ray: times a run whose process died is retried")
+    flag(p, "threads", type=int, help="torch CPU threads per run (default: 1 on Ray)")
+    flag(p, "quiet", action="store_true", help="no progress bar")
+    p.set_defaults(handler=cmd_study, cell_module=cell_module)
+    return p
+
+
 def subcommand(group, name: str, help_: str):
     return group.add_parser(name, help=help_, description=help_, formatter_class=HelpFormatter)
 
@@ -209,21 +222,24 @@ def cmd_palindrome_cost(args):
           f"thread{'s' if cost['threads'] > 1 else ''}, {cost['backend']} on {cost['device']})")
 
 
-def cmd_palindrome_study(args):
-    from . import studies
-    from .recurrent.study import CELL
+def cmd_study(args):
+    """`palindrome study` and `gan study`: the shared runner, with the part's cell."""
+    import importlib
 
+    from . import studies
+
+    cell = importlib.import_module(f"lstmgan.{args.cell_module}").CELL
     plan = studies.load_plan(args.plan)
     if args.action == "run":
         engine = studies.Engine(args.engine, args.jobs, args.threads, args.address, args.max_retries,
                                 progress=not args.quiet)
-        studies.run(plan, CELL, engine)
-        studies.table(plan, CELL)
+        studies.run(plan, cell, engine)
+        studies.table(plan, cell)
         print(f"every seed of {plan.name} is in; table in {plan.log / 'results.md'}")
     elif args.action == "table":
-        print(studies.table(plan, CELL), end="")
+        print(studies.table(plan, cell), end="")
     else:
-        studies.plot(plan, CELL)
+        studies.plot(plan, cell)
         print(f"survival curves in {plan.log / 'survival.png'}")
 
 
@@ -376,17 +392,9 @@ def add_palindrome_commands(parts) -> None:
     flag(p, "json", action="store_true", help="print the numbers as JSON")
     p.set_defaults(handler=cmd_palindrome_cost, config_keys=keys)
 
-    p = subcommand(pal, "study", "a pre-registered study from a plan file (studies/*.toml): train every missing "
-                                 "seed, or write its table or survival curves")
-    p.add_argument("action", choices=("run", "table", "plot"))
-    p.add_argument("plan", metavar="PLAN.toml")
-    flag(p, "engine", choices=ENGINES, default="local", help="run: local processes, or Ray tasks")
-    flag(p, "jobs", type=int, default=1, help="run, --engine local: seeds in parallel (processes)")
-    flag(p, "address", metavar="auto|HOST:PORT", help="run, --engine ray: join this Ray cluster")
-    flag(p, "max-retries", type=int, default=3, help="run, --engine ray: times a run whose process died is retried")
-    flag(p, "threads", type=int, help="torch CPU threads per run (default: 1 on Ray)")
-    flag(p, "quiet", action="store_true", help="no progress bar")
-    p.set_defaults(handler=cmd_palindrome_study)
+    add_study(subcommand(pal, "study", "a pre-registered study from a plan file (studies/*.toml): train every "
+                                       "missing seed, or write its table or survival curves"),
+              "recurrent.study", ("run", "table", "plot"))
 
     shown = ", ".join(name for name, spec in REGISTRY.items() if spec.memory_state)
     p = subcommand(pal, "inspect", f"draw how a model with states to show ({shown}) holds the first digit: the "
@@ -451,6 +459,11 @@ def add_gan_commands(parts) -> None:
     p = add_export(subcommand(gan, "export", "write a generator's weights as float16 .safetensors (no pickle)"),
                    "gan")
     flag(p, "raw", action="store_true", help="export the live generator, not its EMA")
+
+    add_study(subcommand(gan, "study", "a pre-registered screen from a plan file (studies/*.toml): train every "
+                                       "missing seed at the plan's budgets, score each on the validation split, "
+                                       "or write the table of verdicts against the baseline"),
+              "gan.study", ("run", "table"))
 
     p = subcommand(gan, "train-classifier", "retrain the feature classifier behind FID")
     flag(p, "dataset", choices=list(DATASETS), default="mnist", help="which data set's classifier")

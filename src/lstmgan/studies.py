@@ -6,18 +6,26 @@ A plan (TOML) holds
 
     name, description, log            the study, and the folder its runs and tables go in
     [fixed]                           options every run gets
-    [[contenders]] name, options      the models and their settings
+    [[contenders]] name, options      the models and their settings; optionally `rate` (its own learning rate,
+                   rate, lengths      not chosen) and `lengths` (the sizes it runs at, among the plan's)
     lengths                           the sizes the study runs at (Part I: T)
+    budgets                           or, in their place, budgets in iterations (Part II): each is its own
+                                      horizon, and [horizon] is not needed
+    [scoring]                         what the part's cell reads to score a seed (Part II: gan/study.py)
     [seeds] first, boundary           seeds per cell, and up to how many a cell with some learned seeds and
                                       some not (a boundary) grows
     [rate] grid, select_at, factor,   the learning-rate grid, the size where each contender's rate is chosen
            max_extensions, seed       (on the held-out split), and the bracketing rule: a choice at the grid's
                                       edge extends the grid by `factor` and chooses again
-    [horizon] flops, max_steps        per size, one budget for every contender: a FLOP budget per seed and a step
-                                      ceiling (tables keyed by the size, as strings)
+    [horizon] flops, max_steps        per size, one budget for every contender: a FLOP budget per seed (optional)
+                                      and a step ceiling (tables keyed by the size, as strings)
     skip_after_none                   a contender that learns no seed at this size skips the larger ones
-    [learned] accuracy, confidence    what "learned" means (the held-out score to reach within the horizon) and
-                                      the interval's confidence (Clopper–Pearson)
+    [learned] accuracy, confidence,   what "learned" means (the score to reach within the horizon: on the held-out
+              on                      split, or on fresh data, `on = "fresh"`) and the interval's confidence
+                                      (Clopper–Pearson)
+    runs                              where a seed's run folder is, under `log`: "runs/{contender}-T{size}-s{seed}"
+                                      by default; a pattern with `*` reads runs logged before the plan (found by
+                                      glob), and such a plan only tabulates: `run` trains nothing
     [[amendments]] date, reason,      every edit made after the first result: `run` refuses an edited plan
                    affects            without a new entry, and `table` prints the list
 """
@@ -42,8 +50,10 @@ if sys.version_info >= (3, 11):
 else:                                   # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-PLAN_KEYS = {"name", "description", "log", "fixed", "contenders", "lengths", "seeds", "rate", "horizon",
-             "skip_after_none", "learned", "amendments"}
+PLAN_KEYS = {"name", "description", "log", "fixed", "contenders", "lengths", "budgets", "seeds", "rate", "horizon",
+             "skip_after_none", "learned", "scoring", "runs", "amendments"}
+RUNS = "runs/{contender}-T{size}-s{seed}"
+LEARNED_ON = ("held-out", "fresh")
 
 
 @dataclass(frozen=True)
@@ -91,11 +101,21 @@ class Plan:
     accuracy: float
     confidence: float
     amendments: list[dict] = field(default_factory=list)
+    learned_on: str = "held-out"
+    runs: str = RUNS
     raw: dict = field(default_factory=dict)
 
     def registered(self) -> dict:
         """What decides the results: the plan without its amendment list."""
         return {k: v for k, v in self.raw.items() if k != "amendments"}
+
+    @property
+    def logged(self) -> bool:
+        """A plan over runs logged before it (its `runs` pattern globs): it tabulates and trains nothing."""
+        return "*" in self.runs
+
+    def lengths_of(self, contender: dict) -> list[int]:
+        return sorted(contender.get("lengths", self.lengths))
 
 
 def load_plan(path) -> Plan:
@@ -122,27 +142,43 @@ def load_plan(path) -> Plan:
         for c in contenders), "[[contenders]] needs at least one entry with a name and an options table")
     names = [c["name"] for c in contenders]
     need(len(set(names)) == len(names), "contender names must differ")
-    lengths = raw.get("lengths", [])
+    for c in contenders:
+        need(not isinstance(c.get("rate"), bool) and isinstance(c.get("rate", 1.0), (int, float))
+             and c.get("rate", 1.0) > 0, f"contender {c['name']}: rate must be a positive learning rate")
+    need(not ("lengths" in raw and "budgets" in raw), "a plan has lengths or budgets, not both")
+    sized_by = "budgets" if "budgets" in raw else "lengths"
+    lengths = raw.get(sized_by, [])
     need(isinstance(lengths, list) and lengths and all(isinstance(t, int) and t > 0 for t in lengths),
-         "lengths must be a list of positive integers")
+         f"{sized_by} must be a list of positive integers")
+    for c in contenders:
+        need(set(c.get("lengths", lengths)) <= set(lengths) and c.get("lengths", lengths),
+             f"contender {c['name']}: lengths must be some of the plan's {sized_by}")
     seeds, rate, horizon, learned = (raw.get(k, {}) for k in ("seeds", "rate", "horizon", "learned"))
     first, boundary = seeds.get("first", 3), seeds.get("boundary", seeds.get("first", 3))
     need(isinstance(first, int) and first >= 1 and isinstance(boundary, int) and boundary >= first,
          "[seeds] first must be a positive integer and boundary at least first")
-    rates = rate.get("grid", [])
+    every_own_rate = all("rate" in c for c in contenders)
+    rates = rate.get("grid", [1.0] if every_own_rate else [])      # (unused when each contender has its rate)
     need(isinstance(rates, list) and rates and all(isinstance(r, (int, float)) and r > 0 for r in rates),
          "[rate] grid must be a list of positive learning rates")
     select_at = rate.get("select_at")
     need(len(rates) == 1 or isinstance(select_at, int), "[rate] select_at (a size) is needed with several rates")
     sizes = set(lengths) | ({select_at} if select_at else set())
     flops, max_steps = horizon.get("flops", {}), horizon.get("max_steps", {})
-    for size in sorted(sizes):
-        need(isinstance(flops.get(str(size)), (int, float)) and flops[str(size)] > 0,
+    if sized_by == "budgets":          # each budget is its own horizon, in steps
+        need(not horizon, "[horizon] is not used with budgets (each budget is the horizon)")
+        flops, max_steps = {}, {str(size): size for size in sizes}
+    for size in sorted(sizes) if sized_by == "lengths" else ():
+        need(isinstance(flops.get(str(size), 1), (int, float)) and flops.get(str(size), 1) > 0,
              f"[horizon] flops needs a positive budget for size {size}")
         need(isinstance(max_steps.get(str(size)), int) and max_steps[str(size)] > 0,
              f"[horizon] max_steps needs a positive step ceiling for size {size}")
     accuracy = learned.get("accuracy", 0.99)
     need(isinstance(accuracy, (int, float)) and 0 < accuracy <= 1, "[learned] accuracy must be in (0, 1]")
+    need(learned.get("on", "held-out") in LEARNED_ON, f"[learned] on must be one of {', '.join(LEARNED_ON)}")
+    runs = raw.get("runs", RUNS)
+    need(isinstance(runs, str) and all(f"{{{k}}}" in runs for k in ("contender", "size", "seed")),
+         "runs must be a folder pattern with {contender}, {size} and {seed}")
     amendments = raw.get("amendments", [])
     need(all(isinstance(a, dict) and {"date", "reason", "affects"} <= set(a) for a in amendments),
          "every [[amendments]] entry needs a date, a reason and what it affects")
@@ -154,7 +190,8 @@ def load_plan(path) -> Plan:
                 select_seed=int(rate.get("seed", 0)), flops={int(k): float(v) for k, v in flops.items()},
                 max_steps={int(k): int(v) for k, v in max_steps.items()},
                 skip_after_none=raw.get("skip_after_none"), accuracy=float(accuracy),
-                confidence=float(learned.get("confidence", 0.95)), amendments=amendments, raw=raw)
+                confidence=float(learned.get("confidence", 0.95)), amendments=amendments, raw=raw,
+                learned_on=learned.get("on", "held-out"), runs=runs)
 
 
 # ------------------------------------------------------------------ pre-registration
@@ -207,7 +244,14 @@ def select_dir(plan: Plan, contender: str, rate: float) -> Path:
 
 
 def seed_dir(plan: Plan, contender: str, size: int, seed: int) -> Path:
-    return plan.log / "runs" / f"{contender}-T{size}-s{seed}"
+    """A seed's run folder; for a logged plan, the one folder its pattern finds (none: where it would be)."""
+    name = plan.runs.format(contender=contender, size=size, seed=seed)
+    if not plan.logged:
+        return plan.log / name
+    found = sorted(plan.log.glob(name))
+    if len(found) > 1:
+        raise UsageError(f"{plan.path}: runs pattern {name!r} matches {len(found)} folders; make it match one")
+    return found[0] if found else plan.log / name.replace("*", "")
 
 
 def done(run_dir: Path) -> bool:
@@ -229,13 +273,15 @@ def choose_rate(outcomes: dict[float, Outcome]) -> float:
 def select_rates(plan: Plan, cell: Cell, engine: Engine) -> dict[str, float]:
     """Each contender's rate, chosen at `select_at` on the held-out split; a choice at the grid's edge extends the
     grid by the plan's factor (at most `max_extensions` times) and chooses again. Written to choices.json."""
-    if len(plan.rates) == 1:
-        return {c["name"]: plan.rates[0] for c in plan.contenders}
-    grids = {c["name"]: list(plan.rates) for c in plan.contenders}
-    chosen: dict[str, float] = {}
+    own = {c["name"]: float(c["rate"]) for c in plan.contenders if "rate" in c}
+    choosing = [c for c in plan.contenders if c["name"] not in own]
+    if len(plan.rates) == 1 or not choosing:
+        return {c["name"]: own.get(c["name"], plan.rates[0]) for c in plan.contenders}
+    grids = {c["name"]: list(plan.rates) for c in choosing}
+    chosen: dict[str, float] = dict(own)
     for _ in range(plan.max_extensions + 1):
         todo, options = [], {}
-        for contender in plan.contenders:
+        for contender in choosing:
             for rate in grids[contender["name"]]:
                 values = cell.options(plan, contender, plan.select_at, plan.select_seed, rate)
                 options[contender["name"], rate] = values
@@ -243,7 +289,7 @@ def select_rates(plan: Plan, cell: Cell, engine: Engine) -> dict[str, float]:
                     todo.append((values, str(select_dir(plan, contender["name"], rate))))
         engine.execute(cell.train, todo)
         extended = False
-        for contender in plan.contenders:
+        for contender in choosing:
             name, grid = contender["name"], grids[contender["name"]]
             outcomes = {r: outcome_of(cell, plan, select_dir(plan, name, r), options[name, r]) for r in grid}
             chosen[name] = choose_rate(outcomes)
@@ -268,11 +314,15 @@ def cell_seeds(plan: Plan, outcomes: list[Outcome | None]) -> int:
 
 def run(plan: Plan, cell: Cell, engine: Engine) -> None:
     """Train every missing seed of the plan (resuming any a stop cut short), size by size."""
+    if plan.logged:
+        raise UsageError(f"{plan.path}: this plan reads runs logged before it (runs = {plan.runs!r}): it trains "
+                         "nothing; use `study table`")
     check_registration(plan)
     rates = select_rates(plan, cell, engine)
     skipped: set[str] = set()
     for size in plan.lengths:
-        active = [c for c in plan.contenders if c["name"] not in skipped]
+        active = [c for c in plan.contenders if c["name"] not in skipped and size in plan.lengths_of(c)]
+        # (budgets: the seeds' outcomes carry no threshold, so cell_seeds keeps `first`)
         for stage in ("first", "boundary"):
             todo = []
             for contender in active:
@@ -305,12 +355,13 @@ def seed_outcomes(plan: Plan, cell: Cell, contender: dict, size: int, rates: dic
 # ------------------------------------------------------------------ tables and figures
 
 def chosen_rates(plan: Plan) -> dict[str, float]:
-    if len(plan.rates) == 1:
-        return {c["name"]: plan.rates[0] for c in plan.contenders}
+    own = {c["name"]: float(c["rate"]) for c in plan.contenders if "rate" in c}
+    if len(plan.rates) == 1 or len(own) == len(plan.contenders):
+        return {c["name"]: own.get(c["name"], plan.rates[0]) for c in plan.contenders}
     path = plan.log / "choices.json"
     if not path.is_file():
         raise UsageError(f"{plan.path}: no results yet (run the plan first: {path} is missing)")
-    return json.loads(path.read_text())["chosen"]
+    return {**json.loads(path.read_text())["chosen"], **own}
 
 
 def results(plan: Plan, cell: Cell) -> list[dict]:
@@ -318,7 +369,7 @@ def results(plan: Plan, cell: Cell) -> list[dict]:
     rates = chosen_rates(plan)
     return [{"contender": c["name"], "size": size, "rate": rates.get(c["name"]),
              "outcomes": [o for o in seed_outcomes(plan, cell, c, size, rates, None) if o is not None]}
-            for size in plan.lengths for c in plan.contenders if c["name"] in rates]
+            for size in plan.lengths for c in plan.contenders if c["name"] in rates and size in plan.lengths_of(c)]
 
 
 def median(values: list[float]) -> float | None:
@@ -332,10 +383,15 @@ def shown(value: Any, spec: str) -> str:
 def table(plan: Plan, cell: Cell) -> str:
     """results.md: per contender and size, k/n learned within the horizon with its Clopper–Pearson interval, the
     medians to learn (steps, TFLOP, measured CPU s), the horizon, then the plan's amendments."""
+    if hasattr(cell, "table"):        # a part with its own verdicts (Part II: against a baseline, by a band)
+        lines = [f"# {plan.name}", "", f"Plan: `{plan.path.name}`.", "", *cell.table(plan, results(plan, cell))]
+        return write_table(plan, lines)
     level = f"{100 * plan.confidence:g}%"
-    lines = [f"# {plan.name}", "", f"Plan: `{plan.path.name}`. Learned: held-out accuracy ≥ {plan.accuracy:g} "
-             f"within the horizon (one per size, the same for every contender). {level} intervals: Clopper–Pearson. "
-             "Medians over the seeds that learned.", "",
+    scored = ("held-out accuracy ≥ {:g} within the horizon" if plan.learned_on == "held-out" else
+              "accuracy ≥ {:g} on fresh data at the end of the run").format(plan.accuracy)
+    lines = [f"# {plan.name}", "", f"Plan: `{plan.path.name}`. Learned: {scored}. Horizon: steps (and FLOPs) "
+             f"each seed could train. {level} intervals: Clopper–Pearson. Medians over the seeds that reached "
+             f"{plan.accuracy:g} held out.", "",
              f"| contender | T | rate | learned | {level} interval | median steps | median TFLOP | median CPU s "
              "| horizon TFLOP | horizon steps |", "|---|---|---|---|---|---|---|---|---|---|"]
     for row in results(plan, cell):
@@ -345,7 +401,7 @@ def table(plan: Plan, cell: Cell) -> str:
             continue
         k, n = sum(o.learned for o in outcomes), len(outcomes)
         low, high = clopper_pearson(k, n, plan.confidence)
-        solved = [o for o in outcomes if o.learned]
+        solved = [o for o in outcomes if o.steps is not None]
         steps = median([o.steps for o in solved])
         tflop = median([o.flops / 1e12 for o in solved])
         cpu = median([o.cpu_seconds for o in solved if o.cpu_seconds is not None])
@@ -355,7 +411,12 @@ def table(plan: Plan, cell: Cell) -> str:
     edge = edge_choices(plan)
     if edge:
         lines += ["", f"Rates chosen at the edge of their grid after the last allowed extension: {', '.join(edge)}."]
-    lines += ["", "## Amendments", ""]
+    return write_table(plan, lines)
+
+
+def write_table(plan: Plan, lines: list[str]) -> str:
+    """results.md: the table's lines, then the plan's amendments."""
+    lines = lines + ["", "## Amendments", ""]
     lines += [f"- {a['date']}: {a['reason']} (affects: {a['affects']})" for a in plan.amendments] or ["None."]
     text = "\n".join(lines) + "\n"
     atomic_write_text(plan.log / "results.md", text)

@@ -111,9 +111,13 @@ G_MAPS_28 = named_option("g_maps_28", 0, "G's feature maps at 28×28, drawn into
                                          "a transposed convolution draws the pixels, DCGAN's)", COUNT, metavar="MAPS",
                          title="G maps 28×28")
 
+D_WIDTH = named_option("d_width", 64, "D's feature maps at 14×14, twice as many at 7×7 (64: DCGAN's)", POSITIVE_INT,
+                       metavar="MAPS", title="D maps")
+
 register_architecture(Architecture(DEFAULT_ARCH, "the seed's MLP", _generator(mlp), _discriminator(mlp)))
 register_architecture(Architecture(
     "conv", "DCGAN-style convolutions",
     lambda c: conv.Generator(c.latent_dim, c.num_classes, c.g_conditional_bn, c.clusters, width=c.g_width,
                              maps_28=c.g_maps_28),
-    _discriminator(conv), options=(G_WIDTH, G_MAPS_28)))
+    lambda c: conv.Discriminator(c.num_conditions, c.d_dropout, c.d_projection, width=c.d_width),
+    options=(G_WIDTH, G_MAPS_28, D_WIDTH)))

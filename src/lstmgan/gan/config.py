@@ -65,6 +65,16 @@ class GANConfig(EntryConfig):
                                       "of real images)", POSITIVE_INT)
     ema_decay: float = option(0.0, "keep an exponential moving average of G's weights and sample from it (0: off)",
                               FRACTION, short="ema")
+    ema_rampup: float = option(0.0, "with --ema-decay: the EMA's warm-up (StyleGAN2-ADA's ramp): its half-life in "
+                                    "images is at most R times the images seen so far, so early samples are not "
+                                    "an average over the random start (0: off; StyleGAN2-ADA: 0.05)", FRACTION,
+                               short="ramp")
+    ema_slow_decay: float = option(0.0, "with --ema-decay: a second, slower EMA of G (a decay above --ema-decay, "
+                                        "the same warm-up), scored beside it at each evaluation (metrics.csv's "
+                                        "fid_ema_slow); samples and snapshots stay --ema-decay's (0: none)",
+                                   FRACTION, short="ema2")
+    d_steps: int = option(1, "D steps per G step: each D step reads its own real batch (an iteration is one D "
+                             "step), and G steps on every k-th (SNGAN: 5; the seed's: 1)", POSITIVE_INT, short="ds")
     snapshot_interval: int = option(10, "epochs between kept snapshots, and epoch 1 (0: none)", COUNT)
     max_iterations: int = option(0, "stop after this many iterations in all (0: run --n-epochs)", COUNT,
                                  changeable=True, short="it")
@@ -121,6 +131,10 @@ class GANConfig(EntryConfig):
         for name in ("d_projection", "g_conditional_bn"):
             self.need(self.conditional or self.clusters or not getattr(self, name), name,
                       "used with --conditional or --clusters")
+        for name in ("ema_rampup", "ema_slow_decay"):
+            self.need(self.ema_decay > 0 or not getattr(self, name), name, "used with --ema-decay")
+        self.need(not self.ema_slow_decay or self.ema_slow_decay > self.ema_decay, "ema_slow_decay",
+                  f"above --ema-decay {self.ema_decay} (a slower average)")
         self.need(self.r1_gamma > 0 or self.r1_every == defaults["r1_every"], "r1_every",
                   "left at its default without --r1-gamma (it schedules the R1 penalty)")
         if self.spectral_norm:

@@ -9,7 +9,8 @@ Generator   z -> Linear -> 128 maps of 7×7 -> ConvTranspose2d -> 64 of 14×14
             convolution draws that many maps (batch norm, ReLU), and a 3×3 convolution the pixels.
 Discriminator image -> Conv2d (stride 2) -> 64 maps of 14×14 -> Conv2d (stride 2) -> 128 of 7×7,
             each with LeakyReLU(0.2), no batch norm (so D(x) of one image never depends on the
-            rest of its batch), then one Linear to the logit.
+            rest of its batch), then one Linear to the logit. `width` (`--d-width`, 64) sets the
+            maps at 14×14, and twice as many at 7×7.
 Conditional (digit or cluster, see conditioning.py): in G as in the MLP, the label embedding
             concatenated to z, or conditional batch norm per channel; in D the label embedding
             as constant channels beside the image, or the projection term on the flattened 7×7 maps.
@@ -28,7 +29,7 @@ from .conditioning import IMAGE_SHAPE, ConditionedDiscriminator, ConditionedGene
 
 GENERATOR_WIDTH = 64                  # maps at 14×14 (twice as many at 7×7): `--g-width`
 GENERATOR_MAPS_28 = 0                 # maps at 28×28 before the pixels (0: none, DCGAN's): `--g-maps-28`
-DISCRIMINATOR_CHANNELS = (64, 128)    # maps at 14×14, at 7×7
+DISCRIMINATOR_WIDTH = 64              # D's maps at 14×14 (twice as many at 7×7): `--d-width`
 
 
 def up(channels_in: int, channels_out: int, bias: bool = False) -> nn.ConvTranspose2d:
@@ -81,11 +82,12 @@ class Discriminator(ConditionedDiscriminator):
     """images [N, 1, 28, 28] (+ labels) -> logit [N, 1] that the image is real.
 
     `dropout` > 0 adds Dropout after each hidden activation; `projection` conditions by the
-    projection term instead of the label channels."""
+    projection term instead of the label channels; `width` maps at 14×14 and twice as many at 7×7."""
 
-    def __init__(self, num_classes: int = 0, dropout: float = 0.0, projection: bool = False):
+    def __init__(self, num_classes: int = 0, dropout: float = 0.0, projection: bool = False,
+                 width: int = DISCRIMINATOR_WIDTH):
         super().__init__(num_classes, projection)
-        c14, c7 = DISCRIMINATOR_CHANNELS
+        c14, c7 = width, 2 * width
         label_channels = num_classes if self.label_embedding is not None else 0
         layers = []
         for conv in (down(IMAGE_SHAPE[0] + label_channels, c14), down(c14, c7)):

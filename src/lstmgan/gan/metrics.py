@@ -160,10 +160,11 @@ class Sample:
 class Metric:
     """One quality metric, named once: training's metrics.csv, the sweeps' tables and `gan evaluate` read it here.
 
-    `compute(sample)`: its value for a `Sample`; None for the two that need more than the samples (`needs`:
+    `compute(sample)`: its value for a `Sample`; None for those that need more than the samples (`needs`:
     "floor", the real-vs-real FID of the same size and shares; "centroids", a cluster-conditioned run's pixel
-    centroids), which their callers add. `scale`: shown times this in tables (100: a share in %); `digits`:
-    decimals shown. `conditional`: it reads the digits asked for, so it applies to conditional generators only.
+    centroids; "ema_slow", a run's second, slower EMA of G, scored in training), which their callers add.
+    `scale`: shown times this in tables (100: a share in %); `digits`: decimals shown. `conditional`: it reads
+    the digits asked for, so it applies to conditional generators only.
     """
 
     name: str
@@ -174,8 +175,9 @@ class Metric:
     conditional: bool = False
     needs: str = "samples"
 
-    def applies(self, conditional: bool, clustered: bool) -> bool:
-        return (conditional or not self.conditional) and (clustered or self.needs != "centroids")
+    def applies(self, conditional: bool, clustered: bool, slow_ema: bool = False) -> bool:
+        return ((conditional or not self.conditional) and (clustered or self.needs != "centroids")
+                and (slow_ema or self.needs != "ema_slow"))
 
 
 METRICS: list[Metric] = [
@@ -192,20 +194,23 @@ METRICS: list[Metric] = [
            conditional=True),
     Metric("min_class_recall", "min digit recall", lambda s: min(s.per_class[1]), conditional=True),
     Metric("cluster_mismatch", "nearest another cluster %", None, scale=100, digits=2, needs="centroids"),
+    Metric("fid_ema_slow", "FID, slower EMA", None, digits=2, needs="ema_slow"),
 ]
 
 
-def sample_metrics(clustered: bool = False) -> list[str]:
+def sample_metrics(clustered: bool = False, slow_ema: bool = False) -> list[str]:
     """The metrics an evaluation of samples logs (metrics.csv): every one computed from the samples (the
-    conditional ones blank for an unconditional run), and the cluster check for a cluster-conditioned run."""
-    return [m.name for m in METRICS if m.compute is not None or (clustered and m.needs == "centroids")]
+    conditional ones blank for an unconditional run), the cluster check for a cluster-conditioned run, and the
+    slower EMA's FID for a run that keeps one."""
+    return [m.name for m in METRICS if m.compute is not None
+            or (clustered and m.needs == "centroids") or (slow_ema and m.needs == "ema_slow")]
 
 
 # ------------------------------------------------------------------ the one scorer
 
 FLOOR_DRAWS = 10          # real-vs-real draws behind the floor and its noise band
 BAND_SDS = 3              # the band is the floor's mean ± 3 standard deviations over those draws
-COPY_QUANTILE = 0.01      # a sample "copies" when it is nearer its training neighbour than 99% of test images
+COPY_QUANTILE = 0.01      # a sample "copies" when it is nearer its training neighbour than 99% of unseen real images
 
 
 def labels_at_shares(reference_labels: torch.Tensor, n: int) -> torch.Tensor:
@@ -215,13 +220,18 @@ def labels_at_shares(reference_labels: torch.Tensor, n: int) -> torch.Tensor:
 
 
 class CopyCheck:
-    """Nearest-training-image distances in feature space, and the test set's 1% threshold."""
+    """Nearest-training-image distances in feature space, and the copy threshold: the 1% quantile of those of the
+    null, real images from the training source that the generator never saw (its validation split), so such
+    images score 1% by construction. The test set's rate against the same threshold is kept beside it (another
+    source: MNIST's test writers are not its training writers, so it scores apart from 1%)."""
 
-    def __init__(self, train_features: torch.Tensor, test_features: torch.Tensor):
+    def __init__(self, train_features: torch.Tensor, null_features: torch.Tensor, test_features: torch.Tensor,
+                 null_name: str = "val"):
         self.train_features = train_features
-        test_distances = nearest_distances(test_features, train_features)
-        self.threshold = float(torch.quantile(test_distances.double(), COPY_QUANTILE))
-        self.test_rate = self.share_below(test_distances)
+        null_distances = nearest_distances(null_features, train_features)
+        self.threshold = float(torch.quantile(null_distances.double(), COPY_QUANTILE))
+        self.null_name = null_name
+        self.test_rate = self.rate(test_features)
 
     def share_below(self, distances: torch.Tensor) -> float:
         return (distances < self.threshold).double().mean().item()
@@ -235,11 +245,14 @@ class Scorer:
 
     Scores image sets against `reference` (real images: the test set, or a run's validation split) on the
     features of the fixed classifier, with every metric of the table (metrics.METRICS), the floor drawn
-    from `pool` (the training part) and, when `test` is given, the copy rate against `pool`. The
-    reference's features and statistics are computed once."""
+    from `pool` (the training part) and, when `test` is given, the copy rate against `pool`, its threshold
+    calibrated on `null` (images of the training source never trained on: the validation split; the test set
+    when there is none), the test set's rate beside it. The reference's features and statistics are computed
+    once."""
 
     def __init__(self, dataset: str, reference: mnist.ImageSet, pool: mnist.ImageSet,
-                 test: mnist.ImageSet | None = None, device="cpu", reference_name: str = "test"):
+                 test: mnist.ImageSet | None = None, device="cpu", reference_name: str = "test",
+                 null: mnist.ImageSet | None = None, null_name: str = "val"):
         self.classifier, self.meta = load_classifier(dataset, device)
         self.dataset = dataset
         self.real = reference
@@ -252,6 +265,7 @@ class Scorer:
         self._pool_probs: dict[int, torch.Tensor] = {}
         self._known = torch.zeros(len(pool), dtype=torch.bool)
         self._test = test
+        self._null, self._null_name = (null, null_name) if null is not None else (test, "test")
         self._copy: CopyCheck | None = None
 
     @property
@@ -270,10 +284,11 @@ class Scorer:
 
     def copy_check(self) -> CopyCheck | None:
         if self._copy is None and self._test is not None:
-            test = self._test
-            test_features = (self.real_features if test is self.real
-                             else classify(self.classifier, test.images)[0])
-            self._copy = CopyCheck(self.pool_features(torch.arange(len(self.pool))), test_features)
+            test_features, null_features = (self.real_features if images is self.real
+                                            else classify(self.classifier, images.images)[0]
+                                            for images in (self._test, self._null))
+            self._copy = CopyCheck(self.pool_features(torch.arange(len(self.pool))), null_features, test_features,
+                                   self._null_name)
         return self._copy
 
     def labels_for(self, n: int) -> torch.Tensor:
@@ -355,7 +370,7 @@ class Scorer:
         copies = self.copy_check() if with_copies else None
         if copies is not None:
             result.update(copy_rate=copies.rate(features), copy_rate_test=copies.test_rate,
-                          copy_threshold=copies.threshold)
+                          copy_threshold=copies.threshold, copy_calibrated_on=copies.null_name)
         return result
 
 

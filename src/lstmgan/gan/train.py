@@ -6,7 +6,9 @@ device as one uint8 tensor and batches are drawn by index: no per-sample Python 
 
 D's options (each off by default, and off it changes nothing): --loss hinge, --r1-gamma (lazy
 R1 on real images, every --r1-every D steps), --spectral-norm, --diff-augment (every image D
-reads, in both steps, goes through DiffAugment), --lr-d (D's own learning rate).
+reads, in both steps, goes through DiffAugment), --lr-d (D's own learning rate), --d-steps k (G
+steps on every k-th batch only; an iteration is one D step). G's average: --ema-decay, with
+--ema-rampup (a warm-up) and --ema-slow-decay (a second, slower average, scored beside it).
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ def train(config: GANConfig | dict, out, resume: bool = False, progress: bool = 
     opt_G = adam(G.parameters(), config.lr, (config.b1, config.b2))
     opt_D = adam(D.parameters(), d_learning_rate(config), (config.b1, config.b2))
     ema = EMA(G, config.ema_decay) if config.ema_decay else None
+    ema_slow = EMA(G, config.ema_slow_decay) if config.ema_slow_decay else None
     noise = random_stream(config.seed, Stream.GAN_NOISE)
     # DiffAugment's draws come from a stream of their own: the noise, and runs without it, stay as they were
     augment = random_stream(config.seed, Stream.DIFF_AUGMENT) if config.diff_augment else None
@@ -69,7 +72,7 @@ def train(config: GANConfig | dict, out, resume: bool = False, progress: bool = 
     where, step_log = Progress(), StepLog(LOSS_COLUMNS, config.log_interval, device)
     state = TrainState(where, step_log, generator=G, discriminator=D, optimizer_G=opt_G, optimizer_D=opt_D,
                        rng=RandomState(noise=noise, **({"augment": augment} if augment else {})),
-                       **({"ema": ema} if ema else {}))
+                       **({"ema": ema} if ema else {}), **({"ema_slow": ema_slow} if ema_slow else {}))
     if checkpoint:
         restore(state, checkpoint, run.last_checkpoint)
     run.start(config, resolved_device=str(device), train_size=len(data))
@@ -90,8 +93,10 @@ def train(config: GANConfig | dict, out, resume: bool = False, progress: bool = 
                 real, real_labels = real_batch(images, labels, index, config.num_conditions > 0)
                 z, fake_labels = noise_batch(noise, len(real), config, device, G, label_shares)
                 set_learning_rates(config, lr_factor(config, where.iteration, total, batches_per_epoch), opt_G, opt_D)
+                g_step = (where.iteration + 1) % config.d_steps == 0     # --d-steps k: G steps on every k-th
                 # D step: tell real images from generated ones (lazy R1: D's gradient on the real ones, when due)
-                fake = G(z, fake_labels)
+                with contextlib.nullcontext() if g_step else torch.no_grad():
+                    fake = G(z, fake_labels)
                 with_r1 = config.r1_gamma > 0 and r1_due(where.iteration, config.r1_every)
                 d_loss, d_logits = discriminator_loss(D, seen(real.requires_grad_(with_r1)), seen(fake.detach()),
                                                       real_labels, fake_labels, config.loss)
@@ -99,12 +104,15 @@ def train(config: GANConfig | dict, out, resume: bool = False, progress: bool = 
                     optimize(opt_D, d_loss + r1_weight(config) * r1_penalty(d_logits[:len(real)], real))
                 else:
                     optimize(opt_D, d_loss)
-                # G step: make the updated D call the same generated images real
-                with frozen(D):
-                    g_loss = generator_loss(D, seen(fake), fake_labels, config.loss)
-                optimize(opt_G, g_loss)
-                if ema:
-                    ema.update(G)
+                if g_step:   # G step: make the updated D call the same generated images real
+                    with frozen(D):
+                        g_loss = generator_loss(D, seen(fake), fake_labels, config.loss)
+                    optimize(opt_G, g_loss)
+                    for average in (ema, ema_slow):
+                        if average:
+                            average.update(G, ema_decay_at(average.decay, config, where.iteration + 1))
+                else:        # logged: G's loss on these images against D before its step (no G step, no cost)
+                    g_loss = generator_loss_of_logits(d_logits[len(real):], config.loss)
                 where.advance()
                 step_log.add(where.iteration, d_loss.detach(), g_loss.detach(), *mean_probabilities(d_logits))
                 if where.iteration % config.log_interval == 0:
@@ -114,7 +122,7 @@ def train(config: GANConfig | dict, out, resume: bool = False, progress: bool = 
                     session.save()
                 session.step_done()
             if where.step == batches_per_epoch:            # an epoch ended
-                snapshots = end_of_epoch(run, config, scorer, sampler(), where, centroids)
+                snapshots = end_of_epoch(run, config, scorer, sampler(), where, centroids, ema_slow)
                 where.next_epoch()
                 session.save(*snapshots)
         if where.iteration % config.save_interval:         # the last grid, unless it was just saved
@@ -159,7 +167,10 @@ def discriminator_loss(D, real, fake, real_labels=None, fake_labels=None,
 
 def generator_loss(D, fake, fake_labels=None, loss: str = "bce") -> torch.Tensor:
     """bce: the non-saturating generator loss, BCE of D(G(z)) against the 'real' target 1; hinge: −E[D(G(z))]."""
-    logits = D(fake, fake_labels)
+    return generator_loss_of_logits(D(fake, fake_labels), loss)
+
+
+def generator_loss_of_logits(logits: torch.Tensor, loss: str = "bce") -> torch.Tensor:
     if loss == "hinge":
         return hinge_g_loss(logits)
     return F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
@@ -270,17 +281,27 @@ def set_learning_rates(config: GANConfig, factor: float, opt_G, opt_D) -> None:
             group["lr"] = lr * factor
 
 
+def ema_decay_at(decay: float, config: GANConfig, iteration: int) -> float:
+    """The EMA's decay after `iteration` D steps: `decay`, or with --ema-rampup R StyleGAN2-ADA's warm-up,
+    β = 0.5^(batch / h) with h = min(the half-life decay gives, R × images seen), in images."""
+    if not config.ema_rampup:
+        return decay
+    half_life = config.batch_size * math.log(0.5) / math.log(decay)       # decay = 0.5^(batch / half_life)
+    return 0.5 ** (config.batch_size / max(min(half_life, config.ema_rampup * iteration * config.batch_size), 1e-8))
+
+
 class EMA:
-    """Exponential moving average of a generator's weights, θ_ema ← θ_ema + (1 − decay)(θ − θ_ema);
-    batch-norm statistics are copied as they are."""
+    """Exponential moving average of a generator's weights, θ_ema ← θ_ema + (1 − β)(θ − θ_ema) with β = `decay`
+    (or the step's warm-up value, see ema_decay_at); batch-norm statistics are copied as they are."""
 
     def __init__(self, model: torch.nn.Module, decay: float):
         self.decay = decay
         self.model = copy.deepcopy(model).eval().requires_grad_(False)
 
     @torch.no_grad()
-    def update(self, model: torch.nn.Module) -> None:
-        torch._foreach_lerp_(list(self.model.parameters()), list(model.parameters()), 1 - self.decay)
+    def update(self, model: torch.nn.Module, decay: float | None = None) -> None:
+        beta = self.decay if decay is None else decay
+        torch._foreach_lerp_(list(self.model.parameters()), list(model.parameters()), 1 - beta)
         for mine, theirs in zip(self.model.buffers(), model.buffers()):
             mine.copy_(theirs)
 
@@ -309,14 +330,18 @@ def score_columns(config: GANConfig, run: Run) -> list[str]:
     check); a resumed run keeps those its file began with (the columns of a file never change)."""
     if run.rows:
         return [c for c in run.rows[0] if c not in ("iteration", "epoch", *LOSS_COLUMNS)]
-    return sample_metrics(clustered=bool(config.clusters))
+    return sample_metrics(clustered=bool(config.clusters), slow_ema=bool(config.ema_slow_decay))
 
 
-def end_of_epoch(run: Run, config: GANConfig, scorer, G, where: Progress, centroids=None) -> list[str]:
-    """Evaluate when due (on the validation split); the snapshots to keep: "best" and "epoch_NNN"."""
+def end_of_epoch(run: Run, config: GANConfig, scorer, G, where: Progress, centroids=None,
+                 ema_slow: EMA | None = None) -> list[str]:
+    """Evaluate when due (on the validation split; a slower EMA's FID beside, on the same noise); the snapshots
+    to keep: "best" (chosen by G's FID alone) and "epoch_NNN"."""
     snapshots, epoch = [], where.epoch
     if scorer and (epoch == 1 or epoch % config.eval_interval == 0):
         scores = scorer.score_generator(G, config.eval_samples, config.seed, centroids)
+        if ema_slow:
+            scores["fid_ema_slow"] = scorer.score_generator(ema_slow.model, config.eval_samples, config.seed)["fid"]
         if scores["fid"] < min(map(none_last, run.metric_column("fid")), default=math.inf):
             snapshots.append("best")     # lowest validation FID so far, kept as checkpoints/best.pt
         log_row(run, config, where, scores)
