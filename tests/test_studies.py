@@ -188,3 +188,32 @@ def test_the_table_is_the_same_on_ray_as_on_local_processes(tmp_path):
         assert main(["palindrome", "study", "table", str(plan)]) == 0
         tables[engine] = (tmp_path / engine / "results.md").read_text().replace(f"`{engine}.toml`", "")
     assert without_cpu_seconds(tables["ray"]) == without_cpu_seconds(tables["local"])
+
+
+def test_round_4s_plan_rebuilds_its_published_table_from_its_logs(capsys):
+    """studies/round4.toml reads docs/log/round4/round/ (training nothing) and gives round.md's cells: seeds learned
+    on fresh palindromes with the exact interval, the median steps and TFLOP to 99% held out, and its caps."""
+    root = Path(__file__).resolve().parent.parent
+    published = {}
+    for line in (root / "docs/log/round4/round.md").read_text().splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) == 8 and cells[1].isdigit():
+            published[cells[0], int(cells[1])] = (cells[2].split(" ")[0], cells[2].split(" ")[1].strip("(),%"),
+                                                  cells[3], cells[5])
+    plan = studies.load_plan(root / "studies/round4.toml")
+    assert plan.logged and len(published) == 23
+    rebuilt = {}
+    for row in studies.results(plan, palindrome_study.CELL):
+        outcomes = row["outcomes"]
+        k, n = sum(o.learned for o in outcomes), len(outcomes)
+        low, high = clopper_pearson(k, n)
+        steps = studies.median([o.steps for o in outcomes if o.steps is not None])
+        tflop = studies.median([o.flops / 1e12 for o in outcomes if o.flops is not None])
+        rebuilt[row["contender"].split("-")[0], row["size"]] = (
+            f"{k}/{n}", f"{100 * low:.0f}–{100 * high:.0f}", studies.shown(steps, ".0f"), studies.shown(tflop, ".1f"))
+    assert rebuilt == published
+    horizons = {(r["contender"].split("-")[0], r["size"]): r["outcomes"][0].horizon_steps
+                for r in studies.results(plan, palindrome_study.CELL)}
+    assert horizons["transformer", 2000] == 320 and horizons["lru", 2000] == 1920 and horizons["lstm", 500] == 3200
+    assert main(["palindrome", "study", "run", str(root / "studies/round4.toml")]) == 2   # it trains nothing
+    assert "trains nothing" in capsys.readouterr().err
