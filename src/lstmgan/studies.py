@@ -458,6 +458,7 @@ def plot(plan: Plan, cell: Cell) -> dict:
     sizes = sorted({r["size"] for r in rows})
     if not sizes:
         raise UsageError(f"{plan.path}: no results to plot yet")
+    colour = {c["name"]: f"C{i % 10}" for i, c in enumerate(plan.contenders)}     # one per contender, every panel
     plt = pyplot()
     fig, axes = plt.subplots(2, len(sizes), figsize=(4.2 * len(sizes), 6.4), squeeze=False)
     drawn: dict = {}
@@ -467,7 +468,7 @@ def plot(plan: Plan, cell: Cell) -> dict:
             for r in (r for r in rows if r["size"] == size):
                 xs, ys, censored = survival(r["outcomes"], by)
                 scale = 1e12 if by == "flops" else 1
-                (curve,) = ax.step([x / scale for x in xs], ys, where="post",
+                (curve,) = ax.step([x / scale for x in xs], ys, where="post", color=colour[r["contender"]],
                                    label=f"{r['contender']} ({sum(o.learned for o in r['outcomes'])}/"
                                          f"{len(r['outcomes'])})")
                 if censored:
