@@ -66,6 +66,9 @@ def test_a_tiny_gan_plan_trains_scores_without_the_selection_seed_and_judges(dat
     table = capsys.readouterr().out
     assert "| base | 8 | 1 |" in table and "baseline" in table
     assert any(word in table for word in ("better (", "worse (", "tie (")) and "## Amendments" in table
+    curves = studies.plot(studies.load_plan(plan), CELL)                        # FID against iterations
+    assert set(curves) == {(8, "base", 0), (8, "two-d-steps", 0)} and (tmp_path / "log" / "fid.png").is_file()
+    assert all(xs == [8] and len(ys) == 1 for xs, ys in curves.values())      # one epoch of 8 batches: one score
     # a second run trains nothing: every seed is in
     mtime = (tmp_path / "log" / "runs" / "base-T8-s0" / "study_scores.json").stat().st_mtime
     assert main(["gan", "study", "run", str(plan), "--quiet"]) == 0

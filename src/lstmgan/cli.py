@@ -240,7 +240,7 @@ def cmd_study(args):
         print(studies.table(plan, cell), end="")
     else:
         studies.plot(plan, cell)
-        print(f"survival curves in {plan.log / 'survival.png'}")
+        print(f"figure in {plan.log / getattr(cell, 'figure', 'survival.png')}")
 
 
 def cmd_palindrome_inspect(args):
@@ -462,8 +462,8 @@ def add_gan_commands(parts) -> None:
 
     add_study(subcommand(gan, "study", "a pre-registered screen from a plan file (studies/*.toml): train every "
                                        "missing seed at the plan's budgets, score each on the validation split, "
-                                       "or write the table of verdicts against the baseline"),
-              "gan.study", ("run", "table"))
+                                       "or write the table of verdicts against the baseline, or its FID curves"),
+              "gan.study", ("run", "table", "plot"))
 
     p = subcommand(gan, "train-classifier", "retrain the feature classifier behind FID")
     flag(p, "dataset", choices=list(DATASETS), default="mnist", help="which data set's classifier")

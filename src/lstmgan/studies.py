@@ -450,14 +450,17 @@ def survival(outcomes: list[Outcome], by: str) -> tuple[list[float], list[float]
 
 
 def plot(plan: Plan, cell: Cell) -> dict:
-    """survival.png: one panel per size and measure (FLOPs, steps), one curve per contender, censored seeds
-    marked ×. Returns the curves drawn: {(size, by): {contender: (xs, ys)}}."""
+    """survival.png (or the cell's own figure): one panel per size and measure (FLOPs, steps), one curve per
+    contender, censored seeds marked ×. Returns the curves drawn: {(size, by): {contender: (xs, ys)}}."""
     from .plots import pyplot
 
     rows = [r for r in results(plan, cell) if r["outcomes"]]
     sizes = sorted({r["size"] for r in rows})
     if not sizes:
         raise UsageError(f"{plan.path}: no results to plot yet")
+    if hasattr(cell, "plot"):         # a part with a figure of its own (Part II: FID against iterations)
+        plan.log.mkdir(parents=True, exist_ok=True)
+        return cell.plot(plan, rows)
     colour = {c["name"]: f"C{i % 10}" for i, c in enumerate(plan.contenders)}     # one per contender, every panel
     plt = pyplot()
     fig, axes = plt.subplots(2, len(sizes), figsize=(4.2 * len(sizes), 6.4), squeeze=False)

@@ -15,6 +15,7 @@ anything closer is a tie. The table reads each run's `study_scores.json`, writte
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import statistics
@@ -23,7 +24,7 @@ from pathlib import Path
 
 from ..errors import UsageError
 from ..runs import atomic_write_text
-from ..studies import Plan
+from ..studies import Plan, seed_dir
 from .config import GANConfig
 from .mnist import TRAIN_SIZE
 
@@ -141,6 +142,36 @@ class GANCell:
                              f"| {outcomes[0].floor:.2f} ± {outcomes[0].floor_sd:.2f} | "
                              f"{f'{statistics.fmean(cpu):.0f}' if cpu else '—'} | {judged} |")
         return lines
+
+
+    figure = "fid.png"
+
+    def plot(self, plan: Plan, rows: list[dict]) -> dict:
+        """fid.png: one panel per budget, each seed's in-training validation FID against iterations (log scale),
+        one colour per contender. Returns the curves drawn: {(budget, contender, seed): (iterations, fids)}."""
+        from ..plots import pyplot
+
+        plt = pyplot()
+        fig, axes = plt.subplots(1, len(plan.lengths), figsize=(5.5 * len(plan.lengths), 4), squeeze=False)
+        drawn = {}
+        for ax, size in zip(axes[0], plan.lengths):
+            for index, contender in enumerate(plan.contenders):
+                for seed in range(len(next((r["outcomes"] for r in rows if r["size"] == size
+                                            and r["contender"] == contender["name"]), []))):
+                    with open(seed_dir(plan, contender["name"], size, seed) / "metrics.csv") as f:
+                        points = [(int(r["iteration"]), float(r["fid"])) for r in csv.DictReader(f) if r["fid"]]
+                    xs, ys = [x for x, _ in points], [y for _, y in points]
+                    ax.plot(xs, ys, marker=".", color=f"C{index % 10}", label=f"{contender['name']} (seed {seed})")
+                    drawn[size, contender["name"], seed] = (xs, ys)
+            ax.set(xlabel="iteration", ylabel="validation FID (selection seed)", yscale="log",
+                   title=f"{size} iterations")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
+        fig.suptitle(f"{plan.name}: in-training validation FID")
+        fig.tight_layout()
+        fig.savefig(plan.log / self.figure, dpi=110)
+        plt.close(fig)
+        return drawn
 
 
 def band(ours: list[GANOutcome], theirs: list[GANOutcome]) -> float:
